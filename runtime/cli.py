@@ -1,0 +1,246 @@
+"""`backtest`: the one console entry point (typer + rich). Thin: parse options, call runtime functions.
+
+User errors (UserError and its subclasses) print a message that names the place and the fix and exit 1,
+never a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from runtime.app import LOG, App, default_workbook, find_project_root, setup_logging
+from runtime.contracts import ConfigValidationError, UserError
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Backtest: Excel-configured research on daily indicators and ES order flow.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Export or validate the workbook.")
+ingest_app = typer.Typer(no_args_is_help=True, help="Bring source data into DATA_ROOT (raw + canonical).")
+docs_app = typer.Typer(no_args_is_help=True, help="Archive or replace the design docs.")
+app.add_typer(config_app, name="config")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(docs_app, name="docs")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="PATHS profile to use instead of the active one")
+]
+WorkbookOpt = Annotated[
+    Path | None, typer.Option("--workbook", help="workbook (default config/run_config.xlsx)")
+]
+
+
+def _app(config: Path | None, profile: str | None, command: str) -> App:
+    return App(root=find_project_root(), config=config, profile=profile, command=command)
+
+
+def say(msg: str) -> None:
+    console.print(msg)
+    LOG.info(msg)
+
+
+# ---- init / config -----------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    workbook: WorkbookOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing workbook")] = False,
+    empty: Annotated[bool, typer.Option("--empty", help="headers only, no demo rows")] = False,
+) -> None:
+    """Write the template workbook (every sheet and header, dropdowns, demo rows)."""
+    from runtime.config.template import write_template
+
+    path = workbook or default_workbook(find_project_root())
+    write_template(path, force=force, demo=not empty)
+    say(f"wrote {path}")
+
+
+@config_app.command("export")
+def config_export(
+    workbook: WorkbookOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="export folder (default EXPORT_CONFIG_DIR)")
+    ] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Validate the workbook and write an immutable JSON snapshot (nothing is written on any error)."""
+    from runtime.app import attach_log_file
+    from runtime.config.export import export_workbook
+    from runtime.config.loader import load_snapshot, snapshot_paths
+
+    root = find_project_root()
+    res = export_workbook(workbook or default_workbook(root), out_dir=out, profile=profile)
+    snap = load_snapshot(res.latest)
+    attach_log_file(snapshot_paths(snap, profile).log_dir, "config-export")
+    if res.unchanged:
+        say(f"unchanged: {res.path} (content hash {res.content_hash[:8]}, {res.n_rows} rows)")
+    else:
+        say(
+            f"exported {res.path}\n  and {res.latest} (content hash {res.content_hash[:8]}, {res.n_rows} rows)"
+        )
+
+
+@config_app.command("validate")
+def config_validate(workbook: WorkbookOpt = None, profile: ProfileOpt = None) -> None:
+    """Validate the workbook and report every problem at once; writes nothing."""
+    from runtime.config.export import validate_only
+
+    res = validate_only(workbook or default_workbook(find_project_root()), profile)
+    say(f"valid: {res.n_rows} rows, content hash {res.content_hash[:8]}")
+
+
+# ---- data ------------------------------------------------------------------------------------------
+
+
+def _selected(snap, dataset_type: str, ids: list[str] | None) -> list:
+    """Datasets of one type: the named ones (even if disabled), else every enabled one."""
+    rows = [d for d in snap.datasets if d.dataset_type == dataset_type]
+    if ids:
+        for i in ids:
+            snap.dataset(i)  # unknown id -> clear error
+        wrong = [i for i in ids if i not in {d.dataset_id for d in rows}]
+        if wrong:
+            raise UserError(f"dataset {wrong[0]} is not a {dataset_type} dataset (DATASETS.dataset_type)")
+        return [d for d in rows if d.dataset_id in ids]
+    return [d for d in rows if d.enabled]
+
+
+@app.command("demo-data")
+def demo_data(
+    days: Annotated[int, typer.Option("--days", min=1, help="CME trade dates of synthetic ES trades")] = 35,
+    seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 7,
+    trades_per_day: Annotated[int, typer.Option("--trades-per-day", min=100)] = 300_000,
+    start: Annotated[str, typer.Option("--start", help="first trade date (YYYY-MM-DD)")] = "2018-11-01",
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Sample data for a fresh machine: daily xlsx from arch's real data, synthetic ES trades as real DBN."""
+    from runtime.demo_data.daily import write_daily_samples
+    from runtime.demo_data.dbn_synth import write_synthetic_trades
+
+    a = _app(config, profile, "demo-data")
+    incoming = a.paths.data_root / "incoming"
+    files = write_daily_samples(incoming / "daily")
+    say(f"daily: {len(files)} xlsx files in {incoming / 'daily'}")
+    dbn = write_synthetic_trades(incoming / "databento", dt.date.fromisoformat(start), days, trades_per_day, seed)
+    say(f"intraday: {len(dbn)} DBN files ({days} trade dates x ~{trades_per_day:,} trades) in {incoming / 'databento'}")
+
+
+@ingest_app.command("daily")
+def ingest_daily_cmd(
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="dataset id (repeatable)")] = None,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Ingest daily_series datasets from xlsx (append-only vintages; revisions recorded)."""
+    from runtime.ingest.daily import describe, ingest_daily
+
+    a = _app(config, profile, "ingest-daily")
+    for ds in _selected(a.snapshot, "daily_series", dataset):
+        res = ingest_daily(ds, a.paths, a.registry, config_hash=a.snapshot.content_hash)
+        say(describe(res))
+
+
+# ---- status ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def status(config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
+    """Active profile, paths, datasets with coverage, gaps, roll schedule and builds."""
+    from runtime.status import collect_status, render_status
+
+    a = _app(config, profile, "status")
+    rep = collect_status(a.snapshot, a.paths, a.registry)
+    render_status(rep, console)
+
+
+# ---- docs / context pack -----------------------------------------------------------------------------
+
+
+@app.command("context-pack")
+def context_pack(
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="write the file without printing it")] = False,
+) -> None:
+    """Write context_pack.md (repo, docs, snapshot, PATHS and data trees) and print it."""
+    from runtime.context_pack import build_context_pack
+
+    root = find_project_root()
+    text, path = build_context_pack(root, config=config, profile=profile)
+    if not quiet:
+        sys.stdout.write(text)
+    say(f"wrote {path} ({len(text.splitlines())} lines)")
+
+
+@docs_app.command("archive")
+def docs_archive() -> None:
+    """Copy design/ and instructions/ to archive/<timestamp>/."""
+    from runtime.docs import archive_docs
+
+    dest = archive_docs(find_project_root())
+    say(f"archived design/ and instructions/ to {dest}")
+
+
+@docs_app.command("update")
+def docs_update(
+    source: Annotated[
+        Path, typer.Option("--from", help="folder with the new design/ and instructions/ files")
+    ],
+) -> None:
+    """Archive the current docs, then overwrite them with the files in --from (spec 10.3)."""
+    from runtime.docs import update_docs
+
+    dest, written = update_docs(find_project_root(), source)
+    say(f"archived to {dest}; updated {len(written)} files: " + ", ".join(str(w) for w in written))
+
+
+def main() -> None:
+    """Console entry point: user errors -> message + exit 1, no traceback."""
+    setup_logging()
+    console_handler = logging.StreamHandler(sys.stderr)
+    console_handler.setLevel(logging.WARNING)
+    LOG.addHandler(console_handler)
+    LOG.info("argv: %s", " ".join(sys.argv[1:]))
+    try:
+        app(standalone_mode=False)
+    except ConfigValidationError as exc:
+        err_console.print(f"[bold red]{len(exc.errors)} problem(s) in the workbook:[/]")
+        for e in exc.errors:
+            err_console.print(e.render(), markup=False)
+        LOG.error("config validation failed:\n%s", exc)
+        raise SystemExit(1) from None
+    except UserError as exc:
+        err_console.print("[bold red]error:[/] " + escape(str(exc)), soft_wrap=True)
+        LOG.error("%s", exc)
+        raise SystemExit(1) from None
+    except (typer.Exit, typer.Abort) as exc:
+        raise SystemExit(getattr(exc, "exit_code", 1)) from None
+    except Exception as exc:  # click usage errors have their own exit codes
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()

@@ -1,0 +1,1 @@
+"""The control plane: workbook schema, template, openpyxl reader, validation, JSON snapshot, loader."""

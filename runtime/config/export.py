@@ -1,0 +1,132 @@
+"""Workbook -> immutable JSON snapshot (config/exports/run_config_<UTC ts>_<hash8>.json + latest.json).
+
+The content hash covers only what the cells say (typed rows + checked expressions), never the export time,
+the file's bytes (xlsx zips carry timestamps) or machine paths: an unchanged workbook exports the same hash
+on any machine, and a re-export of it writes nothing new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.config.reader import read_workbook
+from runtime.config.validate import Ctx, Rows, validate_workbook
+from runtime.contracts import ConfigValidationError, UserError
+from runtime.storage.atomic import atomic_write_text, sha256_file
+from runtime.storage.paths import resolve_paths
+
+FORMAT = "backtest-config/1"
+
+
+def project_root_of(workbook: Path) -> Path:
+    """The folder that holds config/ (CODE_ROOT '.' resolves here)."""
+    wb = Path(workbook).resolve()
+    return wb.parent.parent if wb.parent.name == "config" else wb.parent
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, dt.date | dt.datetime):
+        return v.isoformat()
+    raise TypeError(f"not JSON-able: {type(v).__name__}")
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_enc)
+
+
+def content_hash(sheets: Rows, expressions: dict[str, Any]) -> str:
+    payload = canonical_json({"format": FORMAT, "sheets": sheets, "expressions": expressions})
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path | None  # None for validate-only
+    latest: Path | None
+    content_hash: str
+    unchanged: bool
+    n_rows: int
+
+
+def check_workbook(workbook: Path, profile: str | None = None) -> tuple[Rows, dict[str, Any]]:
+    """Validate everything; raises ConfigValidationError with ALL errors; returns rows + expression info."""
+    from runtime.config.expressions import check_expressions  # DSL stage, last
+
+    raw = read_workbook(workbook)
+    ctx = Ctx(project_root=project_root_of(workbook), profile=profile)
+    expressions: dict[str, Any] = {}
+
+    def dsl_stage(rows, rep, c):
+        expressions.update(check_expressions(rows, rep))
+
+    rows, errors = validate_workbook(raw, ctx, extra_stages=(dsl_stage,))
+    if errors:
+        raise ConfigValidationError(errors)
+    return rows, expressions
+
+
+def export_workbook(
+    workbook: Path, out_dir: Path | None = None, profile: str | None = None, now: dt.datetime | None = None
+) -> ExportResult:
+    """Validate and write the snapshot; nothing is written when any error exists."""
+    workbook = Path(workbook).resolve()
+    rows, expressions = check_workbook(workbook, profile)
+    chash = content_hash(rows, expressions)
+    root = project_root_of(workbook)
+    if out_dir is None:
+        prof = _chosen_profile(rows, profile)
+        out_dir = resolve_paths(prof["Profile"], prof, root).export_config_dir
+    out_dir = Path(out_dir)
+    latest = out_dir / "latest.json"
+    n_rows = sum(len(v) for v in rows.values())
+    previous = _read_hash(latest)
+    if previous is not None and previous[0] == chash and previous[1].exists():
+        return ExportResult(previous[1], latest, chash, True, n_rows)
+    now = now or dt.datetime.now(dt.UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    doc = {
+        "format": FORMAT,
+        "content_hash": chash,
+        "exported_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "workbook": {"path": str(workbook), "sha256": sha256_file(workbook)},
+        "project_root": str(root),
+        "sheets": rows,
+        "expressions": expressions,
+    }
+    text = json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False, default=_enc) + "\n"
+    path = out_dir / f"run_config_{stamp}_{chash[:8]}.json"
+    atomic_write_text(path, text)
+    atomic_write_text(latest, text)  # a copy, not a link: Windows has no dependable symlinks
+    return ExportResult(path, latest, chash, False, n_rows)
+
+
+def validate_only(workbook: Path, profile: str | None = None) -> ExportResult:
+    rows, expressions = check_workbook(Path(workbook).resolve(), profile)
+    return ExportResult(
+        None, None, content_hash(rows, expressions), False, sum(len(v) for v in rows.values())
+    )
+
+
+def _chosen_profile(rows: Rows, profile: str | None) -> dict[str, Any]:
+    for r in rows["PATHS"]:
+        if (profile is None and r.get("IsActive")) or (profile is not None and r.get("Profile") == profile):
+            return r
+    raise UserError("no active PATHS profile")  # unreachable after validation
+
+
+def _read_hash(latest: Path) -> tuple[str, Path] | None:
+    """Content hash of the current latest.json and the timestamped file it copies (if both exist)."""
+    if not latest.exists():
+        return None
+    try:
+        doc = json.loads(latest.read_text(encoding="utf-8"))
+        chash = doc["content_hash"]
+    except (OSError, ValueError, KeyError):
+        return None
+    matches = sorted(latest.parent.glob(f"run_config_*_{chash[:8]}.json"))
+    return (chash, matches[-1]) if matches else (chash, latest.parent / "__missing__")

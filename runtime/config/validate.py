@@ -1,0 +1,624 @@
+"""Validate a read workbook: types (reader), then per-row rules and cross-sheet references.
+
+Every rule reports a CellError naming the cell and the fix; all problems are collected and reported at once.
+Expression cells are type-checked by runtime.config.expressions (the DSL) as the last stage.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.config.reader import RawWorkbook, cell_name, check_structure, coerce_rows
+from runtime.config.schema import BY_NAME, NAMESPACE_SHEETS, SHEETS, Col
+from runtime.contracts import CellError
+from runtime.storage.paths import PATH_COLUMNS, foreign_path_reason, resolve_paths, unusable_reason
+
+Rows = dict[str, list[dict[str, Any]]]
+DSL_KEYWORDS = {"and", "or", "not", "true", "false", "x"}
+_POLICY = re.compile(r"^(keep|zero|ffill(:[1-9]\d*)?)$")
+_WINSOR = re.compile(r"^([1-9]\d*):(\d+(\.\d+)?)$")
+_NORMALIZE = re.compile(r"^(none|zscore:[1-9]\d*|rank:[1-9]\d*)$")
+_XLSX = re.compile(r"\.(xlsx|xlsm)(#.+)?$", re.IGNORECASE)
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What rules need besides the rows: where the workbook's project is, and the profile override."""
+
+    project_root: Path
+    profile: str | None = None
+
+
+class Reporter:
+    """Collects CellErrors for a sheet's row and column by name."""
+
+    def __init__(self) -> None:
+        self.errors: list[CellError] = []
+        self._index = {s.name: i for i, s in enumerate(SHEETS)}
+
+    def at(self, sheet: str, row: Mapping[str, Any] | int, column: str, message: str, fix: str = "") -> None:
+        spec = BY_NAME[sheet]
+        r = row if isinstance(row, int) else int(row["_row"])
+        j = spec.headers.index(column) + 1
+        self.errors.append(CellError(self._index[sheet], r, j, sheet, cell_name(j, r), message, fix))
+
+
+def validate_workbook(
+    raw: RawWorkbook, ctx: Ctx, extra_stages: tuple[Callable[[Rows, Reporter, Ctx], None], ...] = ()
+) -> tuple[Rows, list[CellError]]:
+    """All typed rows and all errors (empty list = valid)."""
+    errors = check_structure(raw)
+    broken = {e.sheet for e in errors}
+    rows: Rows = {}
+    for i, spec in enumerate(SHEETS):
+        if spec.name in broken or spec.name not in raw.sheets:
+            continue  # structurally broken: its rows are not trusted, later stages skip it
+        typed, errs = coerce_rows(spec, raw.sheets[spec.name], i, raw.epoch)
+        rows[spec.name] = typed
+        errors.extend(errs)
+    rep = Reporter()
+    for stage in (
+        _unique_ids,
+        _references,
+        _namespace,
+        _paths,
+        _datasets,
+        _instruments,
+        _features,
+        _strategies,
+        _backtests,
+        _params,
+        _reporting,
+        *extra_stages,
+    ):
+        stage(rows, rep, ctx)
+    errors.extend(rep.errors)
+    return rows, sorted(set(errors))
+
+
+# ---- generic ---------------------------------------------------------------------------------------
+
+
+def _ids(rows: Rows, target: str) -> dict[str, dict]:
+    sheet, col = target.split(".")
+    return {r[col]: r for r in rows.get(sheet, []) if r.get(col) is not None}
+
+
+def _suggest(value: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _unique_ids(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    for spec in SHEETS:
+        for col in spec.cols:
+            if not col.unique:
+                continue
+            seen: dict[Any, int] = {}
+            for r in rows.get(spec.name, []):
+                v = r.get(col.name)
+                if v is None:
+                    continue
+                key = v.lower() if isinstance(v, str) else v
+                if key in seen:
+                    rep.at(
+                        spec.name,
+                        r,
+                        col.name,
+                        f"duplicate {col.name} '{v}' (also in row {seen[key]})",
+                        "ids must be unique; rename one of them",
+                    )
+                else:
+                    seen[key] = r["_row"]
+    # OPTIMIZATION_PARAMS: one row per (study, scope, target, param)
+    seen2: dict[tuple, int] = {}
+    for r in rows.get("OPTIMIZATION_PARAMS", []):
+        key = (r.get("study_id"), r.get("param_scope"), r.get("target_id"), r.get("param_name"))
+        if None in key:
+            continue
+        if key in seen2:
+            rep.at(
+                "OPTIMIZATION_PARAMS",
+                r,
+                "param_name",
+                f"parameter '{key[3]}' of {key[1]} '{key[2]}' is "
+                f"listed twice in study '{key[0]}' (also row {seen2[key]})",
+                "keep one row per parameter",
+            )
+        else:
+            seen2[key] = r["_row"]
+
+
+def _check_ref(
+    rows: Rows, rep: Reporter, sheet: str, r: dict, col: Col, value: str, targets: tuple[str, ...]
+) -> None:
+    options: list[str] = []
+    for t in targets:
+        ids = _ids(rows, t)
+        if value in ids:
+            return
+        options.extend(ids)
+    where = " or ".join(targets)
+    rep.at(
+        sheet,
+        r,
+        col.name,
+        f"'{value}' is not a {where}",
+        f"{_suggest(value, options)}use an existing id (known: {', '.join(sorted(options)[:12]) or 'none'})",
+    )
+
+
+def _references(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    for spec in SHEETS:
+        for col in spec.cols:
+            if not col.ref:
+                continue
+            for r in rows.get(spec.name, []):
+                v = r.get(col.name)
+                if v is None:
+                    continue
+                for item in v if isinstance(v, list) else [v]:
+                    _check_ref(rows, rep, spec.name, r, col, item, col.ref)
+
+
+def _namespace(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    """Features, engineered features and gates share the DSL's name space."""
+    seen: dict[str, str] = {}  # id -> sheet that defined it first
+    for sheet, col in NAMESPACE_SHEETS:
+        for r in rows.get(sheet, []):
+            v = r.get(col)
+            if v is None:
+                continue
+            if v.lower() in DSL_KEYWORDS:
+                rep.at(
+                    sheet, r, col, f"'{v}' is a reserved word of the expression language", "pick another id"
+                )
+            elif seen.get(v, sheet) != sheet:
+                rep.at(
+                    sheet,
+                    r,
+                    col,
+                    f"'{v}' is already used in {seen[v]}",
+                    "features, engineered features and gates share one name space; rename one",
+                )
+            seen.setdefault(v, sheet)
+
+
+# ---- PATHS -----------------------------------------------------------------------------------------
+
+
+def _paths(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    if "PATHS" not in rows:
+        return
+    profiles = rows["PATHS"]
+    if not profiles:
+        rep.at("PATHS", 2, "Profile", "no PATHS profile defined", "add a profile row and set IsActive TRUE")
+        return
+    if ctx.profile is not None:
+        chosen = [r for r in profiles if r.get("Profile") == ctx.profile]
+        if not chosen:
+            rep.at(
+                "PATHS",
+                profiles[0],
+                "Profile",
+                f"profile '{ctx.profile}' (from --profile) does not exist",
+                f"use one of: {', '.join(str(r.get('Profile')) for r in profiles)}",
+            )
+            return
+    else:
+        active = [r for r in profiles if r.get("IsActive")]
+        if len(active) == 0:
+            rep.at(
+                "PATHS",
+                profiles[0],
+                "IsActive",
+                "no profile is active",
+                "set IsActive TRUE on exactly one profile",
+            )
+            return
+        if len(active) > 1:
+            for r in active[1:]:
+                rep.at(
+                    "PATHS",
+                    r,
+                    "IsActive",
+                    f"more than one active profile ({', '.join(a['Profile'] for a in active)})",
+                    "set IsActive TRUE on exactly one profile",
+                )
+            return
+        chosen = active
+    prof = chosen[0]
+    name = prof.get("Profile")
+    bad = False
+    for col in PATH_COLUMNS:
+        v = prof.get(col)
+        if v is None:
+            continue
+        reason = foreign_path_reason(str(v))
+        if reason:
+            bad = True
+            rep.at(
+                "PATHS",
+                prof,
+                col,
+                f"profile '{name}' is active but {col} {reason}",
+                "set IsActive FALSE on it and TRUE on a profile for this machine (or pass --profile)",
+            )
+    if bad:
+        return
+    paths = resolve_paths(str(name), prof, ctx.project_root)
+    reason = unusable_reason(paths.data_root)
+    if reason:
+        rep.at(
+            "PATHS",
+            prof,
+            "DATA_ROOT",
+            f"profile '{name}': DATA_ROOT cannot be used here: {reason}",
+            "point DATA_ROOT at a writable folder on this machine",
+        )
+
+
+# ---- DATASETS / INSTRUMENTS ------------------------------------------------------------------------
+
+
+def _datasets(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    for r in rows.get("DATASETS", []):
+        dtype, stype = r.get("dataset_type"), r.get("source_type")
+        keys = r.get("canonical_partition_keys") or []
+        src = r.get("source_path_or_id") or ""
+        if dtype == "daily_series":
+            if stype not in (None, "xlsx"):
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "source_type",
+                    f"a daily_series comes from xlsx, not {stype}",
+                    "set source_type to xlsx",
+                )
+            if not r.get("date_col"):
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "date_col",
+                    "date_col is required for a daily_series",
+                    "enter the header of the date column in the source sheet",
+                )
+            if any(k != "year" for k in keys):
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "canonical_partition_keys",
+                    "a daily_series can be partitioned by year only",
+                    "enter year or leave blank",
+                )
+            if r.get("bar_frequency") == "tick":
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "bar_frequency",
+                    "a daily_series cannot have tick frequency",
+                    "use 1d, 1w or 1mo",
+                )
+            if stype == "xlsx" and src and not _XLSX.search(src):
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "source_path_or_id",
+                    f"'{src}' is not an .xlsx path",
+                    "write path/to/file.xlsx or path/to/file.xlsx#Sheet",
+                )
+        elif dtype == "intraday_trades":
+            if stype not in (None, "databento_file", "databento_api"):
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "source_type",
+                    f"intraday_trades come from Databento, not {stype}",
+                    "use databento_file (DBN files) or databento_api",
+                )
+            if keys != ["trade_date"]:
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "canonical_partition_keys",
+                    "intraday trades are partitioned by trade_date",
+                    "enter trade_date",
+                )
+            if r.get("known_time_rule") not in (None, "realtime"):
+                rep.at("DATASETS", r, "known_time_rule", "trades are known as they happen", "use realtime")
+            if not r.get("roll_rule"):
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "roll_rule",
+                    "intraday trades need a roll rule for the continuous front month",
+                    "use volume (previous day's volume) or calendar",
+                )
+            if r.get("roll_rule") == "calendar" and r.get("roll_days_before_expiry") is None:
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "roll_days_before_expiry",
+                    "the calendar roll rule needs N business days",
+                    "enter e.g. 8 (ES rolls about 8 days before expiry)",
+                )
+            if not r.get("session_calendar"):
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "session_calendar",
+                    "intraday trades need a session calendar",
+                    "use CME_EQUITY",
+                )
+            if r.get("rth_start") and r.get("rth_end") and r["rth_start"] >= r["rth_end"]:
+                rep.at("DATASETS", r, "rth_end", "rth_end must be after rth_start", "e.g. 08:30 to 15:00")
+        if stype == "databento_api":
+            req = r.get("api_request_json")
+            if req is None:
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "api_request_json",
+                    "a databento_api source needs its request",
+                    'enter {"dataset": "GLBX.MDP3", "schema": "trades", "symbols": ["ES.v.0"], '
+                    '"stype_in": "continuous", "start": "2024-01-02", "end": "2024-02-01"}',
+                )
+            else:
+                missing = [k for k in ("dataset", "schema", "symbols", "start", "end") if k not in req]
+                if missing:
+                    rep.at(
+                        "DATASETS",
+                        r,
+                        "api_request_json",
+                        f"request lacks {', '.join(missing)}",
+                        "add the missing keys",
+                    )
+            if r.get("api_cost_cap_usd") is None:
+                rep.at(
+                    "DATASETS",
+                    r,
+                    "api_cost_cap_usd",
+                    "a databento_api source needs a cost cap",
+                    "enter the most you accept to pay per download, in USD",
+                )
+        if stype == "databento_file" and src and not re.search(r"\.dbn(\.zst)?$|\*", src):
+            rep.at(
+                "DATASETS",
+                r,
+                "source_path_or_id",
+                f"'{src}' does not look like DBN files",
+                "write a glob such as incoming/databento/*.trades.dbn.zst",
+            )
+        rule, lag = r.get("known_time_rule"), r.get("default_availability_lag_days")
+        if rule in ("at_close", "after_close") and lag == 0:
+            rep.at(
+                "DATASETS",
+                r,
+                "default_availability_lag_days",
+                f"a value known {rule.replace('_', ' ')} cannot drive a trade at that same close",
+                "set 1 (usable from the next row)",
+            )
+
+
+def _instruments(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    for r in rows.get("INSTRUMENTS", []):
+        if r.get("instrument_type") == "future":
+            if not r.get("tick_size"):
+                rep.at("INSTRUMENTS", r, "tick_size", "a future needs its tick size", "e.g. 0.25 for ES")
+            if r.get("multiplier") in (None, 0):
+                rep.at("INSTRUMENTS", r, "multiplier", "a future needs its multiplier", "e.g. 50 for ES")
+
+
+# ---- features / strategies / backtests -------------------------------------------------------------
+
+
+def _features(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    for sheet in ("FEATURE_LIBRARY", "ENGINEERED_FEATURES"):
+        for r in rows.get(sheet, []):
+            mp = r.get("missing_policy")
+            if mp is not None and not _POLICY.match(mp):
+                rep.at(
+                    sheet,
+                    r,
+                    "missing_policy",
+                    f"'{mp}' is not a missing policy",
+                    "use keep, ffill, ffill:N (at most N rows) or zero",
+                )
+            if sheet == "FEATURE_LIBRARY":
+                w = r.get("winsorize")
+                if w is not None and not _WINSOR.match(w):
+                    rep.at(
+                        sheet,
+                        r,
+                        "winsorize",
+                        f"'{w}' is not N:k",
+                        "e.g. 252:4 clips at the trailing mean ± 4 std",
+                    )
+                n = r.get("normalize")
+                if n is not None and not _NORMALIZE.match(n):
+                    rep.at(
+                        sheet, r, "normalize", f"'{n}' is not a normalisation", "use none, zscore:N or rank:N"
+                    )
+    for r in rows.get("ENGINEERED_FEATURES", []):
+        if r.get("eng_feature_id") and r["eng_feature_id"] in (r.get("input_feature_ids") or []):
+            rep.at(
+                "ENGINEERED_FEATURES",
+                r,
+                "input_feature_ids",
+                "a feature cannot be its own input",
+                "remove it from input_feature_ids",
+            )
+
+
+def _strategies(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    templates = _ids(rows, "SIGNAL_TEMPLATES.template_id")
+    for r in rows.get("STRATEGIES", []):
+        vals = r.get("position_values") or []
+        bad = [v for v in vals if not _NUMBER.match(v)]
+        if bad:
+            rep.at("STRATEGIES", r, "position_values", f"'{bad[0]}' is not a number", "write e.g. -1,0,1")
+            continue
+        nums = {float(v) for v in vals}
+        if r.get("position_mode") == "discrete" and not nums <= {-1.0, 0.0, 1.0}:
+            rep.at(
+                "STRATEGIES",
+                r,
+                "position_values",
+                "discrete positions are -1, 0 and +1",
+                "write a subset of -1,0,1 or use position_mode scaled",
+            )
+        t = templates.get(r.get("signal_template_id"))
+        if t is not None:
+            if t.get("supports_long_short") is False and -1.0 in nums and 1.0 in nums:
+                rep.at(
+                    "STRATEGIES",
+                    r,
+                    "position_values",
+                    f"template {t['template_id']} does not support long and short",
+                    "write 0,1 or -1,0",
+                )
+            if t.get("supports_flat") is False and 0.0 in nums:
+                rep.at(
+                    "STRATEGIES",
+                    r,
+                    "position_values",
+                    f"template {t['template_id']} does not support flat",
+                    "remove 0",
+                )
+
+
+def _backtests(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    for r in rows.get("BACKTESTS", []):
+        s, e = r.get("start_date"), r.get("end_date")
+        if s and e and e <= s:
+            rep.at(
+                "BACKTESTS",
+                r,
+                "end_date",
+                f"end_date {e} is not after start_date {s}",
+                "swap or fix the dates",
+            )
+        if s and e and r.get("oos_last_x_months"):
+            months = (e.year - s.year) * 12 + (e.month - s.month)
+            if r["oos_last_x_months"] >= months:
+                rep.at(
+                    "BACKTESTS",
+                    r,
+                    "oos_last_x_months",
+                    f"{r['oos_last_x_months']} OOS months leave no in-sample period ({months} months in total)",
+                    "shorten the OOS window or widen the dates",
+                )
+        if r.get("execution_time") == "custom" and not r.get("custom_execution_time"):
+            rep.at(
+                "BACKTESTS",
+                r,
+                "custom_execution_time",
+                "execution_time custom needs a time",
+                "enter HH:MM (exchange time, next session)",
+            )
+        if r.get("execution_time") != "custom" and r.get("custom_execution_time"):
+            rep.at(
+                "BACKTESTS",
+                r,
+                "custom_execution_time",
+                f"custom_execution_time is set but execution_time is {r.get('execution_time')}",
+                "clear it or set execution_time to custom",
+            )
+        if r.get("as_of_date") and e and r["as_of_date"] < s:
+            rep.at(
+                "BACKTESTS",
+                r,
+                "as_of_date",
+                "as_of_date is before the backtest starts",
+                "leave blank for the latest data, or pick a date after start_date",
+            )
+
+
+_SCOPE_TARGETS = {
+    "strategy": ("STRATEGIES.strategy_id",),
+    "template": ("SIGNAL_TEMPLATES.template_id",),
+    "backtest": ("BACKTESTS.backtest_id",),
+    "feature": ("FEATURE_LIBRARY.feature_id", "ENGINEERED_FEATURES.eng_feature_id"),
+    "gate": ("GATES.gate_id",),
+}
+
+
+def _params(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    spec = BY_NAME["OPTIMIZATION_PARAMS"]
+    for r in rows.get("OPTIMIZATION_PARAMS", []):
+        scope, target = r.get("param_scope"), r.get("target_id")
+        if scope and target:
+            _check_ref(
+                rows, rep, "OPTIMIZATION_PARAMS", r, spec.col("target_id"), target, _SCOPE_TARGETS[scope]
+            )
+        ptype, x = r.get("param_type"), r.get("optimize_flag")
+        if x and ptype in ("int", "float"):
+            lo, hi = r.get("low"), r.get("high")
+            if lo is None:
+                rep.at(
+                    "OPTIMIZATION_PARAMS", r, "low", "an optimised number needs low", "enter the lower bound"
+                )
+            if hi is None:
+                rep.at(
+                    "OPTIMIZATION_PARAMS",
+                    r,
+                    "high",
+                    "an optimised number needs high",
+                    "enter the upper bound",
+                )
+            if lo is not None and hi is not None:
+                if lo >= hi:
+                    rep.at(
+                        "OPTIMIZATION_PARAMS",
+                        r,
+                        "high",
+                        f"high {hi:g} is not above low {lo:g}",
+                        "make high > low",
+                    )
+                elif r.get("step") and r["step"] > hi - lo:
+                    rep.at(
+                        "OPTIMIZATION_PARAMS",
+                        r,
+                        "step",
+                        f"step {r['step']:g} is wider than the range",
+                        "make the step smaller than high - low",
+                    )
+                if ptype == "int" and not (float(lo).is_integer() and float(hi).is_integer()):
+                    rep.at(
+                        "OPTIMIZATION_PARAMS",
+                        r,
+                        "low",
+                        "an int parameter needs whole-number bounds",
+                        "use whole numbers",
+                    )
+        if x and ptype == "categorical" and not r.get("choices"):
+            rep.at(
+                "OPTIMIZATION_PARAMS", r, "choices", "a categorical parameter needs choices", "write a,b,c"
+            )
+        if not x and r.get("default_value_if_not_optimized") is None:
+            rep.at(
+                "OPTIMIZATION_PARAMS",
+                r,
+                "default_value_if_not_optimized",
+                "a parameter that is not optimised needs its fixed value",
+                "enter it, or put X in optimize_flag",
+            )
+
+
+def _reporting(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    targets = {
+        "backtest": ("BACKTESTS.backtest_id",),
+        "study": ("OPTIMIZATION_STUDIES.study_id",),
+        "robustness_profile": ("ROBUSTNESS_PROFILES.robustness_profile_id",),
+    }
+    spec = BY_NAME["REPORTING"]
+    for r in rows.get("REPORTING", []):
+        tt, tid = r.get("target_type"), r.get("target_id")
+        if tt and tid:
+            _check_ref(rows, rep, "REPORTING", r, spec.col("target_id"), tid, targets[tt])

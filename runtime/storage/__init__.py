@@ -1,0 +1,1 @@
+"""DATA_ROOT layout, atomic file writes and the DuckDB registry."""

@@ -1,0 +1,113 @@
+"""Atomic file writes: write to a temp file beside the target (or in staging), fsync, then os.replace.
+
+Why: a killed process must leave either the old file or the new one, never half of either; os.replace is
+atomic on POSIX and replaces in one step on Windows (MoveFileEx with REPLACE_EXISTING).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _tmp_beside(path: Path, tmp_dir: Path | None) -> Path:
+    base = tmp_dir if tmp_dir is not None else path.parent
+    base.mkdir(parents=True, exist_ok=True)
+    return base / f".tmp-{uuid.uuid4().hex}-{path.name}"
+
+
+def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_beside(path, tmp_dir)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def atomic_write_text(path: Path, text: str, tmp_dir: Path | None = None) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), tmp_dir)
+
+
+def atomic_write_parquet(
+    table: pa.Table, path: Path, tmp_dir: Path | None = None, compression: str = "zstd"
+) -> Path:
+    """Write one parquet file and make it visible in a single rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_beside(path, tmp_dir)
+    try:
+        pq.write_table(table, tmp, compression=compression, row_group_size=1_000_000)
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def atomic_copy(src: Path, dst: Path, tmp_dir: Path | None = None) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_beside(dst, tmp_dir)
+    try:
+        shutil.copyfile(src, tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return dst
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def staging_area(staging_root: Path) -> Iterator[Path]:
+    """A private scratch folder on the DATA_ROOT volume, removed afterwards whatever happens."""
+    path = staging_root / uuid.uuid4().hex
+    path.mkdir(parents=True, exist_ok=False)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_stale_temp(root: Path) -> int:
+    """Remove leftovers of killed writers (.tmp-* files); they were never visible under a real name."""
+    n = 0
+    if not root.exists():
+        return 0
+    for p in root.rglob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
