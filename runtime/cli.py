@@ -7,7 +7,6 @@ never a traceback. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -139,8 +138,12 @@ def demo_data(
     incoming = a.paths.data_root / "incoming"
     files = write_daily_samples(incoming / "daily")
     say(f"daily: {len(files)} xlsx files in {incoming / 'daily'}")
-    dbn = write_synthetic_trades(incoming / "databento", dt.date.fromisoformat(start), days, trades_per_day, seed)
-    say(f"intraday: {len(dbn)} DBN files ({days} trade dates x ~{trades_per_day:,} trades) in {incoming / 'databento'}")
+    dbn = write_synthetic_trades(
+        incoming / "databento", dt.date.fromisoformat(start), days, trades_per_day, seed
+    )
+    say(
+        f"intraday: {len(dbn)} DBN files ({days} trade dates x ~{trades_per_day:,} trades) in {incoming / 'databento'}"
+    )
 
 
 @ingest_app.command("daily")
@@ -156,6 +159,30 @@ def ingest_daily_cmd(
     for ds in _selected(a.snapshot, "daily_series", dataset):
         res = ingest_daily(ds, a.paths, a.registry, config_hash=a.snapshot.content_hash)
         say(describe(res))
+
+
+@ingest_app.command("databento")
+def ingest_databento_cmd(
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="dataset id (repeatable)")] = None,
+    file: Annotated[
+        list[Path] | None, typer.Option("--file", help="ingest these DBN files (one dataset)")
+    ] = None,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Ingest ES trades from DBN files (or the Databento API) into canonical parquet by CME trade date."""
+    from runtime.ingest.databento import describe, ingest_databento
+    from runtime.ingest.databento_api import download_for_dataset
+
+    a = _app(config, profile, "ingest-databento")
+    selected = _selected(a.snapshot, "intraday_trades", dataset)
+    if file and len(selected) != 1:
+        raise UserError("--file needs exactly one intraday dataset; add --dataset ID")
+    for ds in selected:
+        files = file
+        if ds.source_type == "databento_api":
+            files = [download_for_dataset(ds, a.paths, say=say)]
+        say(describe(ingest_databento(ds, a.paths, a.registry, files, config_hash=a.snapshot.content_hash)))
 
 
 # ---- status ------------------------------------------------------------------------------------------
@@ -214,10 +241,7 @@ def docs_update(
 
 def main() -> None:
     """Console entry point: user errors -> message + exit 1, no traceback."""
-    setup_logging()
-    console_handler = logging.StreamHandler(sys.stderr)
-    console_handler.setLevel(logging.WARNING)
-    LOG.addHandler(console_handler)
+    setup_logging()  # console output goes through say()/err_console; the log file gets everything
     LOG.info("argv: %s", " ".join(sys.argv[1:]))
     try:
         app(standalone_mode=False)

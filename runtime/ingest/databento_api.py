@@ -1,0 +1,88 @@
+"""`databento_api` sources: price the request, refuse above the workbook's cap, download DBN into raw/.
+
+The key comes from the environment variable DATABENTO_API_KEY only (never the workbook, never a log line).
+A request is identified by the hash of its JSON, so running the command again does not pay twice: the
+downloaded file is reused and its ingest is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from openpyxl.utils import get_column_letter
+
+from runtime.config.schema import BY_NAME
+from runtime.contracts import DatasetRow, ResolvedPaths, UserError
+
+KEY_ENV = "DATABENTO_API_KEY"
+
+
+def _cell(ds: DatasetRow, column: str) -> str:
+    return f"DATASETS!{get_column_letter(BY_NAME['DATASETS'].headers.index(column) + 1)}{ds.row}"
+
+
+def request_of(ds: DatasetRow) -> dict[str, Any]:
+    req = dict(ds.api_request_json or {})
+    req.setdefault("stype_in", "raw_symbol")
+    if isinstance(req.get("symbols"), str):
+        req["symbols"] = [req["symbols"]]
+    else:
+        req["symbols"] = list(req.get("symbols") or [])
+    return req
+
+
+def download_for_dataset(
+    ds: DatasetRow,
+    paths: ResolvedPaths,
+    client_factory: Callable[[str], Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = print,
+) -> Path:
+    """Path of the DBN file for this dataset's request (downloaded now, or earlier)."""
+    req = request_of(ds)
+    rid = hashlib.sha256(json.dumps(req, sort_keys=True).encode()).hexdigest()[:16]
+    target = paths.raw_dir / "databento_api" / ds.dataset_id / f"{rid}.{req.get('schema', 'trades')}.dbn.zst"
+    if target.exists():
+        say(f"{ds.dataset_id}: request {rid} already downloaded ({target.name}); not paying twice")
+        return target
+    key = (env if env is not None else os.environ).get(KEY_ENV, "").strip()
+    if not key:
+        raise UserError(
+            f"{ds.dataset_id}: set the environment variable {KEY_ENV} to your Databento API key "
+            "(it is read from the environment only, never from the workbook)"
+        )
+    if client_factory is None:
+        import databento
+
+        client_factory = databento.Historical
+    client = client_factory(key)
+    args = {k: req[k] for k in ("dataset", "symbols", "schema", "start", "end", "stype_in")}
+    try:
+        cost = float(client.metadata.get_cost(**args))
+    except Exception as exc:
+        raise UserError(
+            f"{ds.dataset_id}: Databento refused the cost query: {exc}; check {_cell(ds, 'api_request_json')}"
+        ) from None
+    cap = ds.api_cost_cap_usd
+    if cap is None or cost > cap:
+        raise UserError(
+            f"{ds.dataset_id}: this request would cost ${cost:,.2f}, above the cap ${cap or 0:,.2f} in "
+            f"{_cell(ds, 'api_cost_cap_usd')}; raise the cap or narrow {_cell(ds, 'api_request_json')}"
+        )
+    say(f"{ds.dataset_id}: request {rid} costs ${cost:,.2f} (cap ${cap:,.2f}); downloading")
+    tmp = paths.staging_dir / f".tmp-{rid}-{os.getpid()}.dbn.zst"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client.timeseries.get_range(**args, path=str(tmp))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return target
