@@ -78,7 +78,8 @@ class App:
 
     @cached_property
     def registry(self) -> Registry:
-        reg = Registry(self.paths.duckdb_file)
+        timeout = float(os.environ.get("BACKTEST_LOCK_TIMEOUT", "15"))  # seconds to wait for another writer
+        reg = Registry(self.paths.duckdb_file, lock_timeout=timeout)
         reg.migrate()
         return reg
 

@@ -127,6 +127,7 @@ def demo_data(
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 7,
     trades_per_day: Annotated[int, typer.Option("--trades-per-day", min=100)] = 300_000,
     start: Annotated[str, typer.Option("--start", help="first trade date (YYYY-MM-DD)")] = "2018-11-01",
+    start_price: Annotated[float, typer.Option("--start-price", help="first ES price")] = 2715.0,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -248,7 +249,7 @@ def main() -> None:
     except ConfigValidationError as exc:
         err_console.print(f"[bold red]{len(exc.errors)} problem(s) in the workbook:[/]")
         for e in exc.errors:
-            err_console.print(e.render(), markup=False)
+            err_console.print(e.render(), markup=False, soft_wrap=True)
         LOG.error("config validation failed:\n%s", exc)
         raise SystemExit(1) from None
     except UserError as exc:

@@ -411,7 +411,8 @@ def coerce_rows(
                 typed = coerce(col, v, epoch)
             except CoerceError as exc:
                 errors.append(CellError(sheet_index, r, j, spec.name, cell, f"{col.name}: {exc}", exc.fix))
-                typed = None
+                row[col.name] = None
+                continue
             if typed is None and col.default is not None:
                 typed = col.default
             if typed is None and col.type == "flag":

@@ -650,7 +650,7 @@ def build_workbook(demo: bool = True) -> Workbook:
             if note:
                 c.comment = Comment(note, "backtest")
             letter = get_column_letter(j)
-            ws.column_dimensions[letter].width = max(col.width, len(col.name) + 2)
+            ws.column_dimensions[letter].width = max(col.width, len(col.name) + 2, 9)
             options = _dropdown(col)
             if options:
                 dv = DataValidation(

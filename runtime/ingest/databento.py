@@ -227,10 +227,11 @@ def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPie
 
 
 def merge_trades(tables: Sequence[pa.Table]) -> pa.Table:
-    """Union of trade tables, sorted by ts_event, with exact duplicate records removed.
+    """Union of trade tables, sorted by ts_event (ties in arrival order), exact duplicates removed.
 
     Pieces that do not overlap in time (the usual case: a trade date spans two UTC-day files) are simply
-    concatenated; overlapping ones (a re-delivery) are de-duplicated on the record key.
+    concatenated; overlapping ones (a re-delivery, a re-run after a crash) are de-duplicated on the record
+    key keeping the first-seen copy, so every path gives the same rows in the same order.
     """
     nonempty = [t for t in tables if t.num_rows]
     if len(nonempty) <= 1:
@@ -247,13 +248,19 @@ def merge_trades(tables: Sequence[pa.Table]) -> pa.Table:
         return merged
     ts = merged.column("ts_event").cast(pa.int64()).to_numpy()
     keys = [merged.column(k).to_numpy() for k in ("side", "size", "price", "sequence", "instrument_id")]
-    order = np.lexsort((*keys, ts))
+    idx = np.arange(len(ts))
+    order = np.lexsort((idx, *keys, ts))  # identical records become neighbours, first-seen first
     sorted_cols = [ts[order], *(k[order] for k in keys)]
-    dup = np.ones(len(order), dtype=bool)
-    dup[0] = False
+    dup_sorted = np.ones(len(order), dtype=bool)
+    dup_sorted[0] = False
     for c in sorted_cols:
-        dup[1:] &= c[1:] == c[:-1]
-    return merged.take(pa.array(order[~dup]))
+        dup_sorted[1:] &= c[1:] == c[:-1]
+    keep = np.ones(len(ts), dtype=bool)
+    keep[order[dup_sorted]] = False
+    kept = np.flatnonzero(keep)
+    # canonical order: ts_event, ties in the order the records arrived (the file's matching-engine order)
+    kept = kept[np.argsort(ts[kept], kind="stable")]
+    return merged.take(pa.array(kept))
 
 
 def partition_path(paths: ResolvedPaths, ds: DatasetRow, trade_date: dt.date) -> Path:
