@@ -219,7 +219,9 @@ def test_user_edits_come_back_typed(project: Path) -> None:
         if r[0].value is not None
     )
     assert f["oil_ret"].row > 4
-    with pytest.raises(Exception):  # frozen
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         b.start_date = dt.date(2000, 1, 1)  # type: ignore[misc]
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 import zoneinfo
 from pathlib import Path
+from typing import ClassVar
 
 import databento as db
 import numpy as np
@@ -56,7 +57,7 @@ def raw_array(path: Path) -> np.ndarray:
 
 
 def test_every_dbn_version_gives_the_same_canonical_rows(env, tmp_path: Path) -> None:
-    snap, paths, _ = env
+    snap, _, _ = env
     frames = []
     for name in ("test_data.trades.v1.dbn.zst", "test_data.trades.v2.dbn.zst", "test_data.trades.v3.dbn.zst"):
         sub = tmp_path / name
@@ -362,7 +363,7 @@ def test_kill_9_leaves_no_partial_partition_and_next_run_completes(
 class FakeHistorical:
     """Stands in for databento.Historical: serves local DBN bytes, records what it was asked."""
 
-    calls: list[tuple] = []
+    calls: ClassVar[list[tuple]] = []
 
     def __init__(self, key: str, payload: bytes, cost: float):
         self.key, self.payload, self.cost = key, payload, cost
