@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = Path(os.environ.get("BACKTEST_SAMPLES", REPO.parent / "shared" / "data" / "databento_samples"))
+SAMPLES = REPO / "tests" / "data" / "databento_samples"  # real Databento files (vendored, Apache-2.0)
 
 
 @dataclass

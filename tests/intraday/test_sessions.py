@@ -7,7 +7,6 @@ module) or as a literal UTC time worked out by hand (CST = UTC-6, CDT = UTC-5).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import databento as db
@@ -23,10 +22,10 @@ from runtime.ingest.sessions import (
     cme_equity_sessions,
     sessions_for_timestamps,
 )
+from tests.conftest import SAMPLES
 
 CHICAGO = ZoneInfo("America/Chicago")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-SAMPLES = Path("/work/shared/data/databento_samples")
 
 
 def ct(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, ns: int = 0) -> int:
