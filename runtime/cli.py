@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from dsl import DslError
 from runtime.app import LOG, App, default_workbook, find_project_root, setup_logging
 from runtime.contracts import ConfigValidationError, UserError
 
@@ -186,6 +187,59 @@ def ingest_databento_cmd(
         say(describe(ingest_databento(ds, a.paths, a.registry, files, config_hash=a.snapshot.content_hash)))
 
 
+# ---- expressions --------------------------------------------------------------------------------------
+
+
+@app.command("compile")
+def compile_cmd(
+    expression: Annotated[
+        str, typer.Argument(help="a DSL expression, e.g. 'zscore(lag(cta_flow,1),60) > 0'")
+    ],
+    frequency: Annotated[
+        str | None, typer.Option("--frequency", help="daily | 1m (default: inferred)")
+    ] = None,
+    execution: Annotated[
+        str,
+        typer.Option("--execution", help="close | next_open | next_close | custom | none (not a decision)"),
+    ] = "close",
+    fmt: Annotated[str, typer.Option("--format", help="tree | json | dot")] = "tree",
+    param: Annotated[list[str] | None, typer.Option("--param", help="bind $name: name=value")] = None,
+    slot: Annotated[list[str] | None, typer.Option("--slot", help="fill {slot}: primary=cta_flow")] = None,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Check an expression against the workbook and print its typed DAG (kind, frequency, availability)."""
+    import json
+
+    from runtime.graphs import compile_expression, parse_assignments
+
+    if fmt not in ("tree", "json", "dot"):
+        raise UserError(f"--format {fmt!r} is not tree, json or dot")
+    a = _app(config, profile, "compile")
+    g = compile_expression(
+        expression,
+        a.snapshot,
+        frequency=frequency,
+        execution=execution,
+        params=parse_assignments(param, "param"),
+        slots={k: str(v) for k, v in parse_assignments(slot, "slot").items()},
+        data_root=a.paths.data_root,
+    )
+    if fmt == "json":
+        sys.stdout.write(json.dumps(g.to_dict(), indent=1, sort_keys=True) + "\n")
+    elif fmt == "dot":
+        sys.stdout.write(g.to_dot() + "\n")
+    else:
+        console.print(g.render_tree(), markup=False, highlight=False)
+        verdict = (
+            f"accepted as a decision at execution {execution}" if execution != "none" else "not a decision"
+        )
+        say(
+            f"{g.kind.value} {g.frequency.value}, availability {g.availability}, warm-up {g.warmup} rows, "
+            f"hash {g.hash[:16]}; {verdict}"
+        )
+
+
 # ---- status ------------------------------------------------------------------------------------------
 
 
@@ -256,12 +310,14 @@ def main() -> None:
         err_console.print("[bold red]error:[/] " + escape(str(exc)), soft_wrap=True)
         LOG.error("%s", exc)
         raise SystemExit(1) from None
+    except DslError as exc:  # an expression typed on the command line: caret message, exit 1
+        err_console.print(exc.render(), markup=False, soft_wrap=True, highlight=False)
+        LOG.error("%s", exc.render())
+        raise SystemExit(1) from None
     except (typer.Exit, typer.Abort) as exc:
         raise SystemExit(getattr(exc, "exit_code", 1)) from None
-    except Exception as exc:  # click usage errors have their own exit codes
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors (typer's bundled click) carry their own exit code
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise

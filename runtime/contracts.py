@@ -34,8 +34,11 @@ class CellError:
     cell: str
     message: str
     fix: str = ""
+    rendered: str = ""  # a preformatted multi-line message (DSL errors: cell, expression, caret, fix)
 
     def render(self) -> str:
+        if self.rendered:
+            return self.rendered
         text = f"{self.sheet}!{self.cell}: {self.message}"
         if self.fix:
             text += f"; {self.fix}"

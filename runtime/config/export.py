@@ -62,7 +62,7 @@ def check_workbook(workbook: Path, profile: str | None = None) -> tuple[Rows, di
     expressions: dict[str, Any] = {}
 
     def dsl_stage(rows, rep, c):
-        expressions.update(check_expressions(rows, rep))
+        expressions.update(check_expressions(rows, rep, _data_root(rows, c)))
 
     rows, errors = validate_workbook(raw, ctx, extra_stages=(dsl_stage,))
     if errors:
@@ -112,8 +112,21 @@ def validate_only(workbook: Path, profile: str | None = None) -> ExportResult:
     )
 
 
+def _data_root(rows: Rows, ctx: Ctx) -> Path | None:
+    """DATA_ROOT of the chosen profile if it is usable here (source files are read to learn columns)."""
+    from runtime.storage.paths import foreign_path_reason
+
+    try:
+        prof = _chosen_profile(rows, ctx.profile)
+    except (UserError, KeyError):
+        return None
+    if any(isinstance(v, str) and foreign_path_reason(v) for k, v in prof.items() if k != "Notes"):
+        return None
+    return resolve_paths(prof["Profile"], prof, ctx.project_root).data_root
+
+
 def _chosen_profile(rows: Rows, profile: str | None) -> dict[str, Any]:
-    for r in rows["PATHS"]:
+    for r in rows.get("PATHS", []):
         if (profile is None and r.get("IsActive")) or (profile is not None and r.get("Profile") == profile):
             return r
     raise UserError("no active PATHS profile")  # unreachable after validation

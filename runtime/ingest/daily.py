@@ -56,9 +56,10 @@ def split_source(spec: str) -> tuple[str, str | None]:
     return path.strip(), (sheet.strip() or None)
 
 
-def resolve_source(spec: str, paths: ResolvedPaths) -> Path:
+def resolve_source_path(spec: str, data_root: Path) -> Path:
+    """A relative source path resolves against DATA_ROOT; an absolute one is used as is."""
     p = Path(spec.replace("\\", "/"))
-    return p if p.is_absolute() else paths.data_root / p
+    return p if p.is_absolute() else data_root / p
 
 
 def _fail(path: Path, sheet: str, problems: list[str], fix: str) -> UserError:
@@ -332,7 +333,7 @@ def ingest_daily(
     """Ingest one daily_series dataset from its xlsx; idempotent per file content."""
     now = now or dt.datetime.now(dt.UTC)
     spec_path, sheet = split_source(ds.source_path_or_id)
-    src = resolve_source(spec_path, paths)
+    src = resolve_source_path(spec_path, paths.data_root)
     if not src.exists():
         raise UserError(
             f"{ds.dataset_id}: source file {src} not found; check DATASETS.source_path_or_id "

@@ -148,11 +148,16 @@ def decode_dbn(path: Path) -> DecodedFile:
     )
 
 
-def _symbols(rec: np.ndarray, mappings: dict[str, list[dict[str, Any]]]) -> np.ndarray:
-    """Contract symbol per record from the metadata mappings (instrument_id -> symbol by UTC date)."""
+def _symbols(rec: np.ndarray, mappings: dict[str, list[dict[str, Any]]]) -> tuple[np.ndarray, list[str]]:
+    """Symbol code per record (-1 = unmapped) and the code -> symbol list, from the metadata mappings.
+
+    Mappings give instrument_id -> symbol by UTC date interval (end exclusive). Vectorised per instrument
+    and interval: a day of 300k trades has a handful of instruments, so this costs a few array passes.
+    """
     ids = rec["instrument_id"].astype(np.int64)
     day = (rec["ts_event"].astype(np.int64) // 86_400_000_000_000).astype("datetime64[D]")
-    out = np.full(len(rec), None, dtype=object)
+    codes = np.full(len(rec), -1, dtype=np.int32)
+    names: list[str] = []
     by_id: dict[int, list[tuple[np.datetime64, np.datetime64, str]]] = defaultdict(list)
     for sym, intervals in mappings.items():
         for iv in intervals:
@@ -161,27 +166,30 @@ def _symbols(rec: np.ndarray, mappings: dict[str, list[dict[str, Any]]]) -> np.n
             except (TypeError, ValueError):
                 continue
             by_id[iid].append((np.datetime64(iv["start_date"], "D"), np.datetime64(iv["end_date"], "D"), sym))
-    for iid in np.unique(ids):
-        mask = ids == iid
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    for k, iid in enumerate(uniq):
+        mask = inverse == k
         for start, end, sym in by_id.get(int(iid), []):
-            m = mask & (day >= start) & (day < end)
-            out[m] = sym
-    return out
+            if sym not in names:
+                names.append(sym)
+            codes[mask & (day >= start) & (day < end)] = names.index(sym)
+    return codes, names
 
 
 def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPiece:
     """Raw records -> canonical columns (spreads and unusable records dropped and counted)."""
     rec = dec.records
-    sym = _symbols(rec, dec.mappings)
-    unmapped = np.array([s is None for s in sym], dtype=bool)
-    spread = np.array([s is not None and not is_outright(s) and "-" in s for s in sym], dtype=bool)
+    codes, names = _symbols(rec, dec.mappings)
+    spread_codes = [i for i, s in enumerate(names) if "-" in s and not is_outright(s)]
+    unmapped = codes < 0
+    spread = np.isin(codes, spread_codes)
     bad_price = rec["price"] == UNDEF_PRICE
     keep = ~(unmapped | spread | bad_price)
-    spread_syms = tuple(sorted({s for s in sym[spread]}))
-    rec, sym = rec[keep], sym[keep]
+    spread_syms = tuple(sorted(names[i] for i in np.unique(codes[spread])))
+    rec, codes = rec[keep], codes[keep]
     ts = rec["ts_event"].astype(np.int64)
     order = np.argsort(ts, kind="stable")
-    rec, sym, ts = rec[order], sym[order], ts[order]
+    rec, codes, ts = rec[order], codes[order], ts[order]
     n_outside = 0
     if len(rec):
         sessions = sessions_for_timestamps(int(ts[0]), int(ts[-1]), rth_start=rth_start, rth_end=rth_end)
@@ -201,7 +209,7 @@ def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPie
         ),
         "trade_date": pa.array(trade_date.astype("datetime64[D]"), type=pa.date32()),
         "in_rth": pa.array(in_rth, type=pa.bool_()),
-        "symbol": pa.array(sym.astype(str) if len(sym) else np.array([], dtype=str), type=pa.string()),
+        "symbol": pa.array(names, type=pa.string()).take(pa.array(codes, type=pa.int32())),
         "instrument_id": pa.array(rec["instrument_id"].astype(np.uint32), type=pa.uint32()),
         "price": pa.array(rec["price"].astype(np.float64) / 1e9, type=pa.float64()),
         "size": pa.array(rec["size"].astype(np.uint32), type=pa.uint32()),

@@ -1,0 +1,85 @@
+"""Backtest expression language: parse, type-check, availability-check and hash cell expressions.
+
+Typical use (the runtime builds the Catalog from the workbook snapshot)::
+
+    graph = dsl.check("zscore(lag(cta_flow, 1), 60) > 0 AND NOT vix_high", catalog, decision=True)
+    graph.kind, graph.warmup, graph.hash, print(graph.render_tree())
+
+Every user mistake is a `DslError` whose `render()` names the cell and points at the text.
+`dsl` depends on nothing else in the project (runtime and compiler import it, never the reverse);
+design/DSL.md is the specification.
+"""
+
+from dsl.checker import check, check_catalog, clear_caches
+from dsl.contracts import (
+    REQUIRED,
+    ArgRole,
+    ArgSpec,
+    Binary,
+    Bool,
+    Call,
+    Catalog,
+    ColumnDef,
+    Debt,
+    DslError,
+    Execution,
+    Expr,
+    FeatureDef,
+    Frequency,
+    Graph,
+    Keyword,
+    Kind,
+    Name,
+    Node,
+    Number,
+    OpSpec,
+    Origin,
+    Param,
+    ParamRef,
+    Slot,
+    Span,
+    String,
+    Unary,
+)
+from dsl.ops import OPERATORS, render_operator_table
+from dsl.parser import normalize, parse
+from dsl.printer import format_expr
+
+__all__ = [
+    "OPERATORS",
+    "REQUIRED",
+    "ArgRole",
+    "ArgSpec",
+    "Binary",
+    "Bool",
+    "Call",
+    "Catalog",
+    "ColumnDef",
+    "Debt",
+    "DslError",
+    "Execution",
+    "Expr",
+    "FeatureDef",
+    "Frequency",
+    "Graph",
+    "Keyword",
+    "Kind",
+    "Name",
+    "Node",
+    "Number",
+    "OpSpec",
+    "Origin",
+    "Param",
+    "ParamRef",
+    "Slot",
+    "Span",
+    "String",
+    "Unary",
+    "check",
+    "check_catalog",
+    "clear_caches",
+    "format_expr",
+    "normalize",
+    "parse",
+    "render_operator_table",
+]
