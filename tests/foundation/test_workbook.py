@@ -251,7 +251,8 @@ def test_export_hash_stable_and_unchanged(project: Path, tmp_path: Path, cli) ->
     ("sheet", "header", "value"),
     [
         ("RUNBOOK", "Notes", "changed note"),
-        ("DATASETS", "default_availability_lag_days", 2),
+        ("DATASETS", "notes", "another note"),
+        ("INSTRUMENTS", "tick_size", 0.05),
         ("FEATURE_LIBRARY", "transform", "pct_change(x, 2)"),
         ("METRICS", "risk_free_rate", 0.01),
         ("GATES", "notes", "x"),
