@@ -32,7 +32,7 @@ def test_plan_rules() -> None:
     by_op = {s.op: s for s in p.steps}
     assert by_op["column"].backend == "ibis"
     assert by_op["zscore"].backend == "numba" and by_op["lag"].backend == "numba"
-    lt = [s for s in p.steps if s.op == "lt"][0]
+    lt = next(s for s in p.steps if s.op == "lt")
     assert lt.backend == "ibis"  # VIX.close < 25: both inputs are DuckDB columns
     # transfers: CTA.flow into the lag kernel, and the (ibis) comparison into the numba AND
     assert p.transfers == 2
