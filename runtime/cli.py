@@ -7,6 +7,7 @@ never a traceback. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -46,8 +47,31 @@ WorkbookOpt = Annotated[
 ]
 
 
-def _app(config: Path | None, profile: str | None, command: str) -> App:
-    return App(root=find_project_root(), config=config, profile=profile, command=command)
+@dataclass(frozen=True)
+class GlobalOpts:
+    config: Path | None = None
+    profile: str | None = None
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Global options, also accepted after any command: --config SNAPSHOT, --profile NAME."""
+    ctx.obj = GlobalOpts(config, profile)
+
+
+def _opts(ctx: typer.Context, config: Path | None, profile: str | None) -> GlobalOpts:
+    """The command's own --config/--profile win over the global ones (backtest --profile X status)."""
+    g = ctx.find_root().obj or GlobalOpts()
+    return GlobalOpts(config or g.config, profile or g.profile)
+
+
+def _app(ctx: typer.Context, config: Path | None, profile: str | None, command: str) -> App:
+    o = _opts(ctx, config, profile)
+    return App(root=find_project_root(), config=o.config, profile=o.profile, command=command)
 
 
 def say(msg: str) -> None:
@@ -60,6 +84,7 @@ def say(msg: str) -> None:
 
 @app.command()
 def init(
+    ctx: typer.Context,
     workbook: WorkbookOpt = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing workbook")] = False,
     empty: Annotated[bool, typer.Option("--empty", help="headers only, no demo rows")] = False,
@@ -74,6 +99,7 @@ def init(
 
 @config_app.command("export")
 def config_export(
+    ctx: typer.Context,
     workbook: WorkbookOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="export folder (default EXPORT_CONFIG_DIR)")
@@ -86,6 +112,7 @@ def config_export(
     from runtime.config.loader import load_snapshot, snapshot_paths
 
     root = find_project_root()
+    profile = _opts(ctx, None, profile).profile
     res = export_workbook(workbook or default_workbook(root), out_dir=out, profile=profile)
     snap = load_snapshot(res.latest)
     attach_log_file(snapshot_paths(snap, profile).log_dir, "config-export")
@@ -98,11 +125,11 @@ def config_export(
 
 
 @config_app.command("validate")
-def config_validate(workbook: WorkbookOpt = None, profile: ProfileOpt = None) -> None:
+def config_validate(ctx: typer.Context, workbook: WorkbookOpt = None, profile: ProfileOpt = None) -> None:
     """Validate the workbook and report every problem at once; writes nothing."""
     from runtime.config.export import validate_only
 
-    res = validate_only(workbook or default_workbook(find_project_root()), profile)
+    res = validate_only(workbook or default_workbook(find_project_root()), _opts(ctx, None, profile).profile)
     say(f"valid: {res.n_rows} rows, content hash {res.content_hash[:8]}")
 
 
@@ -124,6 +151,7 @@ def _selected(snap, dataset_type: str, ids: list[str] | None) -> list:
 
 @app.command("demo-data")
 def demo_data(
+    ctx: typer.Context,
     days: Annotated[int, typer.Option("--days", min=1, help="CME trade dates of synthetic ES trades")] = 35,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 7,
     trades_per_day: Annotated[int, typer.Option("--trades-per-day", min=100)] = 300_000,
@@ -136,7 +164,7 @@ def demo_data(
     from runtime.demo_data.daily import write_daily_samples
     from runtime.demo_data.dbn_synth import write_synthetic_trades
 
-    a = _app(config, profile, "demo-data")
+    a = _app(ctx, config, profile, "demo-data")
     incoming = a.paths.data_root / "incoming"
     files = write_daily_samples(incoming / "daily")
     say(f"daily: {len(files)} xlsx files in {incoming / 'daily'}")
@@ -150,6 +178,7 @@ def demo_data(
 
 @ingest_app.command("daily")
 def ingest_daily_cmd(
+    ctx: typer.Context,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="dataset id (repeatable)")] = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -157,7 +186,7 @@ def ingest_daily_cmd(
     """Ingest daily_series datasets from xlsx (append-only vintages; revisions recorded)."""
     from runtime.ingest.daily import describe, ingest_daily
 
-    a = _app(config, profile, "ingest-daily")
+    a = _app(ctx, config, profile, "ingest-daily")
     for ds in _selected(a.snapshot, "daily_series", dataset):
         res = ingest_daily(ds, a.paths, a.registry, config_hash=a.snapshot.content_hash)
         say(describe(res))
@@ -165,6 +194,7 @@ def ingest_daily_cmd(
 
 @ingest_app.command("databento")
 def ingest_databento_cmd(
+    ctx: typer.Context,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="dataset id (repeatable)")] = None,
     file: Annotated[
         list[Path] | None, typer.Option("--file", help="ingest these DBN files (one dataset)")
@@ -176,7 +206,7 @@ def ingest_databento_cmd(
     from runtime.ingest.databento import describe, ingest_databento
     from runtime.ingest.databento_api import download_for_dataset
 
-    a = _app(config, profile, "ingest-databento")
+    a = _app(ctx, config, profile, "ingest-databento")
     selected = _selected(a.snapshot, "intraday_trades", dataset)
     if file and len(selected) != 1:
         raise UserError("--file needs exactly one intraday dataset; add --dataset ID")
@@ -192,6 +222,7 @@ def ingest_databento_cmd(
 
 @app.command("compile")
 def compile_cmd(
+    ctx: typer.Context,
     expression: Annotated[
         str, typer.Argument(help="a DSL expression, e.g. 'zscore(lag(cta_flow,1),60) > 0'")
     ],
@@ -215,7 +246,7 @@ def compile_cmd(
 
     if fmt not in ("tree", "json", "dot"):
         raise UserError(f"--format {fmt!r} is not tree, json or dot")
-    a = _app(config, profile, "compile")
+    a = _app(ctx, config, profile, "compile")
     g = compile_expression(
         expression,
         a.snapshot,
@@ -244,11 +275,11 @@ def compile_cmd(
 
 
 @app.command()
-def status(config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
+def status(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
     """Active profile, paths, datasets with coverage, gaps, roll schedule and builds."""
     from runtime.status import collect_status, render_status
 
-    a = _app(config, profile, "status")
+    a = _app(ctx, config, profile, "status")
     rep = collect_status(a.snapshot, a.paths, a.registry)
     render_status(rep, console)
 
@@ -258,6 +289,7 @@ def status(config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
 
 @app.command("context-pack")
 def context_pack(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="write the file without printing it")] = False,
@@ -266,7 +298,8 @@ def context_pack(
     from runtime.context_pack import build_context_pack
 
     root = find_project_root()
-    text, path = build_context_pack(root, config=config, profile=profile)
+    o = _opts(ctx, config, profile)
+    text, path = build_context_pack(root, config=o.config, profile=o.profile)
     if not quiet:
         sys.stdout.write(text)
     say(f"wrote {path} ({len(text.splitlines())} lines)")
