@@ -14,34 +14,33 @@ from compiler.contracts import CacheKey
 from dsl import Graph, ParamRef
 
 
-def data_sources(graph: Graph, node_hash: str | None = None) -> tuple[str, ...]:
-    """Datasets read by the subgraph under `node_hash` (default: the root), sorted."""
-    start = node_hash or graph.hash
-    seen, todo, out = set(), [start], set()
+def _reachable(graph: Graph, start: str) -> list:
+    """Every node under `start` (itself included), each once."""
+    seen: set[str] = set()
+    todo, out = [start], []
     while todo:
         h = todo.pop()
         if h in seen:
             continue
         seen.add(h)
         n = graph.find(h)
-        if n.op == "column":
-            out.add(dict(n.args)["dataset_id"])
+        out.append(n)
         todo.extend(n.children)
-    return tuple(sorted(out))
+    return out
+
+
+def data_sources(graph: Graph, node_hash: str | None = None) -> tuple[str, ...]:
+    """Datasets read by the subgraph under `node_hash` (default: the root), sorted."""
+    nodes = _reachable(graph, node_hash or graph.hash)
+    return tuple(sorted({dict(n.args)["dataset_id"] for n in nodes if n.op == "column"}))
 
 
 def _params_used(graph: Graph, node_hash: str) -> set[str]:
-    seen, todo, out = set(), [node_hash], set()
-    while todo:
-        h = todo.pop()
-        if h in seen:
-            continue
-        seen.add(h)
-        n = graph.find(h)
+    out: set[str] = set()
+    for n in _reachable(graph, node_hash):
         if n.op == "param":
             out.add(str(dict(n.args)["name"]))
         out.update(v.name for _, v in n.args if isinstance(v, ParamRef))  # e.g. mean(x, $w)
-        todo.extend(n.children)
     return out
 
 

@@ -50,3 +50,20 @@ def project(tmp_path: Path) -> Path:
     (root / "config").mkdir(parents=True)
     write_template(root / "config" / "run_config.xlsx")
     return root
+
+
+@pytest.fixture
+def data_env(project: Path):
+    """The template exported, its DATA_ROOT laid out and the registry migrated: (snapshot, paths, registry)."""
+    from runtime.config.export import export_workbook
+    from runtime.config.loader import load_snapshot, snapshot_paths
+    from runtime.storage.paths import ensure_layout
+    from runtime.storage.registry import Registry
+
+    export_workbook(project / "config" / "run_config.xlsx")
+    snap = load_snapshot(project / "config" / "exports" / "latest.json")
+    paths = snapshot_paths(snap)
+    ensure_layout(paths)
+    reg = Registry(paths.duckdb_file)
+    reg.migrate()
+    return snap, paths, reg

@@ -26,7 +26,7 @@ from openpyxl.utils.datetime import from_excel
 
 from runtime.contracts import DatasetRow, IngestResult, ResolvedPaths, Revision, UserError
 from runtime.storage.atomic import atomic_copy, atomic_write_parquet, clean_stale_temp, sha256_file
-from runtime.storage.registry import Registry, insert_rows, upsert_rows, utcnow
+from runtime.storage.registry import Registry, insert_rows, record_dataset, upsert_rows, utcnow
 
 MISSING_TOKENS = {"", "na", "n/a", "#n/a", "nan", "null", "none", "-", "\u2014", ".", "#value!", "#div/0!"}
 _SPACES = re.compile(r"[\s\u00a0]+")
@@ -429,22 +429,7 @@ def ingest_daily(
                 for d in frame.dates
             ],
         )
-        upsert_rows(
-            con,
-            "datasets",
-            ("dataset_id",),
-            [
-                {
-                    "dataset_id": ds.dataset_id,
-                    "dataset_type": ds.dataset_type,
-                    "source_type": ds.source_type,
-                    "canonical_table": ds.canonical_table_name,
-                    "columns": out_cols,
-                    "config_hash": config_hash,
-                    "updated_at": finished,
-                }
-            ],
-        )
+        record_dataset(con, ds, out_cols, config_hash, finished)
         insert_rows(
             con,
             "ingests",

@@ -40,7 +40,7 @@ from runtime.contracts import (
 from runtime.ingest.roll import is_outright, roll_by_calendar, roll_by_volume
 from runtime.ingest.sessions import assign_sessions, cme_equity_sessions, sessions_for_timestamps
 from runtime.storage.atomic import atomic_copy, atomic_write_parquet, clean_stale_temp, sha256_file
-from runtime.storage.registry import Registry, insert_rows, upsert_rows, utcnow
+from runtime.storage.registry import Registry, insert_rows, record_dataset, upsert_rows, utcnow
 
 ACCEPTED_SCHEMAS = ("trades", "tbbo")
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -428,22 +428,7 @@ def ingest_plan(
         upsert_rows(con, "partitions", ("dataset_id", "part_date"), part_rows)
         con.execute("DELETE FROM roll_schedule WHERE dataset_id = ?", [ds.dataset_id])
         insert_rows(con, "roll_schedule", roll_rows)
-        upsert_rows(
-            con,
-            "datasets",
-            ("dataset_id",),
-            [
-                {
-                    "dataset_id": ds.dataset_id,
-                    "dataset_type": ds.dataset_type,
-                    "source_type": ds.source_type,
-                    "canonical_table": ds.canonical_table_name,
-                    "columns": list(plan.pieces[0].table.schema.names),
-                    "config_hash": config_hash,
-                    "updated_at": finished,
-                }
-            ],
-        )
+        record_dataset(con, ds, list(plan.pieces[0].table.schema.names), config_hash, finished)
         rows = []
         for dec, piece, iid, raw in zip(plan.files, plan.pieces, ingest_ids, raw_paths, strict=True):
             dates = piece.table.column("trade_date").to_numpy() if piece.table.num_rows else np.array([])

@@ -30,18 +30,23 @@ def _tmp_beside(path: Path, tmp_dir: Path | None) -> Path:
     return base / f".tmp-{uuid.uuid4().hex}-{path.name}"
 
 
-def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> Path:
+@contextlib.contextmanager
+def _replacing(path: Path, tmp_dir: Path | None) -> Iterator[Path]:
+    """Yield a temp path to write; on success fsync it and rename it onto `path` (the one visible step)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_beside(path, tmp_dir)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        _fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> Path:
+    with _replacing(path, tmp_dir) as tmp:
+        tmp.write_bytes(data)
     return path
 
 
@@ -53,28 +58,14 @@ def atomic_write_parquet(
     table: pa.Table, path: Path, tmp_dir: Path | None = None, compression: str = "zstd"
 ) -> Path:
     """Write one parquet file and make it visible in a single rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(path, tmp_dir)
-    try:
+    with _replacing(path, tmp_dir) as tmp:
         pq.write_table(table, tmp, compression=compression, row_group_size=1_000_000)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return path
 
 
 def atomic_copy(src: Path, dst: Path, tmp_dir: Path | None = None) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(dst, tmp_dir)
-    try:
+    with _replacing(dst, tmp_dir) as tmp:
         shutil.copyfile(src, tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, dst)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return dst
 
 

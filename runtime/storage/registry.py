@@ -236,6 +236,28 @@ def upsert_rows(
     insert_rows(con, table, rows)
 
 
+def record_dataset(
+    con: duckdb.DuckDBPyConnection, ds: Any, columns: Sequence[str], config_hash: str, when: dt.datetime
+) -> None:
+    """The registry's row for a dataset (what it is, its columns, the snapshot that last wrote it)."""
+    upsert_rows(
+        con,
+        "datasets",
+        ("dataset_id",),
+        [
+            {
+                "dataset_id": ds.dataset_id,
+                "dataset_type": ds.dataset_type,
+                "source_type": ds.source_type,
+                "canonical_table": ds.canonical_table_name,
+                "columns": list(columns),
+                "config_hash": config_hash,
+                "updated_at": when,
+            }
+        ],
+    )
+
+
 def _encode(v: Any) -> Any:
     if isinstance(v, dict | list | tuple):
         return json.dumps(v, sort_keys=True, default=str)

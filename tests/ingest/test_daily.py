@@ -11,24 +11,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.config.export import export_workbook
-from runtime.config.loader import load_snapshot, snapshot_paths
 from runtime.contracts import UserError
 from runtime.ingest.daily import ingest_daily, parse_daily_xlsx, read_daily
-from runtime.storage.paths import ensure_layout
-from runtime.storage.registry import Registry
 
 
 @pytest.fixture
-def env(project: Path):
-    """Exported template + DATA_ROOT + registry; returns (snapshot, paths, registry)."""
-    export_workbook(project / "config" / "run_config.xlsx")
-    snap = load_snapshot(project / "config" / "exports" / "latest.json")
-    paths = snapshot_paths(snap)
-    ensure_layout(paths)
-    reg = Registry(paths.duckdb_file)
-    reg.migrate()
-    return snap, paths, reg
+def env(data_env):
+    return data_env
 
 
 def write_xlsx(path: Path, rows: list[list], sheet: str = "CTA") -> Path:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runtime.config.export import export_workbook
-from runtime.config.loader import load_snapshot, snapshot_paths
+from runtime.config.loader import snapshot_paths
 from runtime.contracts import UserError
 from runtime.demo_data.dbn_synth import new_records, write_dbn, write_synthetic_trades
 from runtime.ingest.databento import ingest_databento
@@ -32,14 +32,8 @@ CT = zoneinfo.ZoneInfo("America/Chicago")
 
 
 @pytest.fixture
-def env(project: Path):
-    export_workbook(project / "config" / "run_config.xlsx")
-    snap = load_snapshot(project / "config" / "exports" / "latest.json")
-    paths = snapshot_paths(snap)
-    ensure_layout(paths)
-    reg = Registry(paths.duckdb_file)
-    reg.migrate()
-    return snap, paths, reg
+def env(data_env):
+    return data_env
 
 
 def canonical(paths) -> pd.DataFrame:
