@@ -7,8 +7,8 @@ never a traceback. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -215,6 +215,101 @@ def ingest_databento_cmd(
         if ds.source_type == "databento_api":
             files = [download_for_dataset(ds, a.paths, say=say)]
         say(describe(ingest_databento(ds, a.paths, a.registry, files, config_hash=a.snapshot.content_hash)))
+
+
+def _iso_date(text: str | None, option: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
+
+
+@app.command("derive")
+def derive_cmd(
+    ctx: typer.Context,
+    session: Annotated[
+        list[str] | None, typer.Option("--session", help="RTH or FULL (repeatable; default both)")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="first trade date (YYYY-MM-DD)")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="last trade date (YYYY-MM-DD)")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="rebuild unchanged trade dates too")] = False,
+    series: Annotated[
+        str, typer.Option("--series", help="'front' (continuous front month) or one contract, e.g. ESZ8")
+    ] = "front",
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="dataset id (repeatable)")] = None,
+    big_trade_floor: Annotated[
+        int, typer.Option("--big-trade-floor", min=1, help="store big-trade events of at least N contracts")
+    ] = 10,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Build bars_1m, footprint_base_1m, cvd_1m, big_trade_events (RTH and FULL), only for changed trade dates."""
+    from runtime.derive import DeriveParams, build_derived, describe_report
+
+    a = _app(ctx, config, profile, "derive")
+    sessions = tuple(s.upper() for s in (session or ["RTH", "FULL"]))
+    bad = [s for s in sessions if s not in ("RTH", "FULL")]
+    if bad:
+        raise UserError(f"--session {bad[0]}: use RTH or FULL")
+    first, last = _iso_date(start, "--start"), _iso_date(end, "--end")
+    params = DeriveParams(big_trade_floor=big_trade_floor)
+    for ds in _selected(a.snapshot, "intraday_trades", dataset):
+        report = build_derived(
+            ds,
+            a.paths,
+            a.registry,
+            sessions=sessions,
+            start=first,
+            end=last,
+            rebuild=rebuild,
+            series=series,
+            params=params,
+        )
+        say(describe_report(report))
+
+
+@app.command("charts")
+def charts_cmd(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="one RTH and one FULL chart of the latest trade date")
+    ] = False,
+    session: Annotated[str, typer.Option("--session", help="RTH or FULL")] = "RTH",
+    day: Annotated[
+        str | None, typer.Option("--day", help="trade date (YYYY-MM-DD; default the latest)")
+    ] = None,
+    interval: Annotated[int, typer.Option("--interval", min=1, help="candle minutes")] = 5,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="folder for the HTML (default RUNS_DIR/charts)")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="intraday dataset id")] = None,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Write self-contained HTML charts (candles, footprint, big trades, volume, CVD) from the derived tables."""
+    from runtime.charts.api import ChartSource
+    from runtime.charts.render import write_chart_html, write_demo_charts
+
+    a = _app(ctx, config, profile, "charts")
+    ds = _selected(a.snapshot, "intraday_trades", [dataset] if dataset else None)[0]
+    out_dir = out or a.paths.runs_dir / "charts"
+    if demo:
+        if not write_demo_charts(a.paths, a.registry, ds, out_dir):
+            raise UserError(f"{ds.dataset_id}: nothing derived yet; run `backtest derive` first")
+        return
+    if session.upper() not in ("RTH", "FULL"):
+        raise UserError(f"--session {session}: use RTH or FULL")
+    when = _iso_date(day, "--day")
+    path = write_chart_html(
+        ChartSource(a.paths.derived_dir, ds.dataset_id),
+        session.upper(),
+        when,
+        out_dir / f"{ds.dataset_id}_{when or 'latest'}_{session.upper()}.html",
+        interval=interval,
+    )
+    say(f"chart: {path}")
 
 
 # ---- expressions --------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def collect_status(snap: ConfigSnapshot, paths: ResolvedPaths, reg: Registry) ->
             (r["table_name"], r["session"], int(r["n"]), r["first"], r["last"])
             for r in reg.query(
                 "SELECT table_name, session, count(*) n, min(trade_date) first, max(trade_date) last "
-                "FROM derived_manifests WHERE dataset_id = ? GROUP BY 1, 2 ORDER BY 1, 2",
+                "FROM derived_manifests WHERE dataset_id = ? AND series = 'front' GROUP BY 1, 2 ORDER BY 1, 2",
                 [d.dataset_id],
             )
         )
@@ -192,7 +192,7 @@ def render_status(rep: StatusReport, console: Console) -> None:
                 r.add_row(sym, str(a), str(b))
             console.print(r)
         if d.builds:
-            b = Table(title=f"{d.dataset_id}: derived tables")
+            b = Table(title=f"{d.dataset_id}: derived tables (continuous front month)")
             for col in ("table", "session", "dates", "first", "last"):
                 b.add_column(col)
             for name, sess, n, first, last in d.builds:

@@ -1,16 +1,20 @@
 """Derived intraday tables (bars, footprint, CVD, big-trade events, session stats) from canonical ES trades.
 
 Why this shape:
-* All tick work is DuckDB SQL over the canonical parquet partitions; Python only plans which trade dates to
-  build, slices the (small) results by date and writes files. One scan builds a fine aggregate per (minute,
-  price, in_rth) that bars, footprint and CVD are rolled up from, for FULL and RTH at once; a second scan
-  (a window over ts_event) finds multi-record aggressor events, so only candidate rows are ever grouped.
-* Open/close need "first/last trade by ts_event, then sequence, then file position": the three are packed into
-  one 128-bit key, so arg_min/arg_max are exact and cheap.
+* The tick work is DuckDB SQL over the canonical parquet partitions; Python plans which trade dates to build,
+  slices the (small) results by date and writes files. One DuckDB scan reads a batch of trade dates (only the
+  series' contract, only the needed columns) in trade order; one GROUP BY gives a fine aggregate per (minute,
+  price, in_rth) that bars, footprint and CVD of both sessions are rolled up from (RTH = in_rth rows); big-trade
+  events are grouped from candidate rows only (size >= floor, or sharing ts_event with a neighbour).
+* Trade order is (ts_event, sequence, position in the file). Partitions are written sorted by ts_event, so the
+  loader only verifies the order (vectorised) and sorts if a tie is out of sequence; the row position is then an
+  exact BIGINT key for "first/last trade" (open/close by arg_min/arg_max) and the neighbour test that flags
+  multi-record events is one numpy comparison instead of a SQL window that would sort every trade again.
 * Incremental by trade date: a date is rebuilt only when its canonical partition version, its contract or the
   parameters hash changed since its manifest rows were written (or on rebuild=True). Files are replaced
   atomically through the staging dir, and the registry's manifest rows are written last, per batch: a killed
   build leaves complete files and at worst dates without manifest rows, which the next run builds again.
+* Writes overlap the SQL: each table is handed to a small thread pool as soon as DuckDB returns it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,7 +91,8 @@ class DeriveReport:
     params_hash: str
     built: tuple[dt.date, ...]
     up_to_date: tuple[dt.date, ...]
-    source_rows: int
+    source_rows: int  # canonical rows in the partitions read (every contract: what the scan processed)
+    trades: int = 0  # trades of the series in the widest session built (FULL, else RTH)
     rows: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -121,6 +126,12 @@ def _ids(value: Any) -> tuple[str, ...]:
     return tuple(json.loads(value)) if isinstance(value, str) else tuple(value)
 
 
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    cur = con.execute(sql, list(params))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
 def _cell(ds: DatasetRow, column: str) -> str:
     """Workbook cell of one DATASETS column for this row (for messages that name the place to fix)."""
     from openpyxl.utils import get_column_letter
@@ -145,20 +156,24 @@ def plan_sources(
         where, args = where + " AND part_date >= ?", [*args, start]
     if end is not None:
         where, args = where + " AND part_date <= ?", [*args, end]
-    parts = reg.query(
-        f"SELECT part_date, version, ingest_ids, rows FROM partitions WHERE {where} ORDER BY part_date", args
-    )
-    cov_where = where.replace("part_date", "date")
-    cov = reg.query(f"SELECT date, symbol, volume FROM coverage WHERE {cov_where}", args)
-    traded: dict[dt.date, set[str]] = {}
-    for r in cov:
-        traded.setdefault(r["date"], set()).add(r["symbol"])
-    if series == FRONT:
-        rolls = reg.query(
+    with reg.connect(read_only=True) as con:  # one short read: the registry lock is shared with ingest
+        parts = _rows(
+            con,
+            f"SELECT part_date, version, ingest_ids, rows FROM partitions WHERE {where} ORDER BY part_date",
+            args,
+        )
+        cov = _rows(
+            con, f"SELECT date, symbol FROM coverage WHERE {where.replace('part_date', 'date')}", args
+        )
+        rolls = _rows(
+            con,
             f"SELECT trade_date, symbol FROM roll_schedule WHERE {where.replace('part_date', 'trade_date')}",
             args,
         )
-        front = {r["trade_date"]: r["symbol"] for r in rolls}
+    traded: dict[dt.date, set[str]] = {}
+    for r in cov:
+        traded.setdefault(r["date"], set()).add(r["symbol"])
+    front = {r["trade_date"]: r["symbol"] for r in rolls}
     out: list[_Source] = []
     for p in parts:
         day = p["part_date"]
@@ -249,28 +264,17 @@ def _batches(sources: Sequence[_Source], budget: int = BATCH_ROWS) -> Iterable[l
 _SESSION_FILTER = {"FULL": "TRUE", "RTH": "in_rth"}
 
 
-def _cond(session: str, alias: str = "") -> str:
-    """The row filter of a session (FULL: every row; RTH: the canonical in_rth rows)."""
-    return "TRUE" if session == "FULL" else f"{alias + '.' if alias else ''}in_rth"
-
-
 def _sql_fine() -> str:
-    """Per (trade date, minute, price, in_rth): volume by side, trade count, first/last trade keys.
-
-    key = ts_event (ns) << 64 | sequence << 32 | row position in the file: "first by ts_event, then sequence,
-    then file order" as one comparable HUGEINT.
-    """
+    """Per (trade date, minute, price, in_rth): volume by side, trade count, first/last trade (k and ts)."""
     return """
         CREATE OR REPLACE TEMP TABLE fine AS
         SELECT trade_date, ts_ns // 60000000000 AS minute, price, in_rth,
-               coalesce(sum(size) FILTER (WHERE side = -1), 0)::BIGINT AS bid,
-               coalesce(sum(size) FILTER (WHERE side = 1), 0)::BIGINT AS ask,
-               coalesce(sum(size) FILTER (WHERE side NOT IN (-1, 1)), 0)::BIGINT AS other,
+               sum(CASE WHEN side = -1 THEN size ELSE 0 END)::BIGINT AS bid,
+               sum(CASE WHEN side = 1 THEN size ELSE 0 END)::BIGINT AS ask,
+               sum(size)::BIGINT AS vol,
                count(*)::BIGINT AS n,
-               min(k) AS k0, max(k) AS k1
-        FROM (SELECT trade_date, ts_ns, in_rth, price, size, side,
-                     (ts_ns::HUGEINT << 64) + (sequence::HUGEINT << 32) + rn AS k
-              FROM src)
+               min(k) AS k0, max(k) AS k1, min(ts_ns) AS t0, max(ts_ns) AS t1
+        FROM src
         GROUP BY ALL
     """
 
@@ -282,22 +286,13 @@ def _sql_bars(session: str) -> str:
         SELECT f.trade_date, f.minute * {MINUTE_NS} AS ts, any_value(sel.symbol) AS symbol,
                arg_min(f.price, f.k0) AS open, max(f.price) AS high, min(f.price) AS low,
                arg_max(f.price, f.k1) AS close,
-               sum(f.bid + f.ask + f.other)::BIGINT AS volume, sum(f.ask)::BIGINT AS buy_volume,
+               sum(f.vol)::BIGINT AS volume, sum(f.ask)::BIGINT AS buy_volume,
                sum(f.bid)::BIGINT AS sell_volume, sum(f.n)::BIGINT AS n_trades,
-               sum(f.price * (f.bid + f.ask + f.other)) / nullif(sum(f.bid + f.ask + f.other), 0) AS vwap,
-               min(f.k0) AS k0, max(f.k1) AS k1
+               sum(f.price * f.vol) / nullif(sum(f.vol), 0) AS vwap,
+               min(f.t0) AS t0, max(f.t1) AS t1
         FROM fine f JOIN sel ON f.trade_date = sel.trade_date
         WHERE {cond}
         GROUP BY f.trade_date, f.minute
-    """
-
-
-def _sql_candidates(floor: int) -> str:
-    """Rows that can be part of a stored big-trade event: size >= floor, or sharing ts_event with a neighbour."""
-    return f"""
-        CREATE OR REPLACE TEMP TABLE cand AS
-        SELECT trade_date, ts_ns, side, in_rth, price, size, rn, dup
-        FROM src WHERE dup OR size >= {int(floor)}
     """
 
 
@@ -323,12 +318,14 @@ def _symbol_filter(sources: Sequence[_Source]) -> str:
 
 
 def _load_source(con: duckdb.DuckDBPyConnection, sources: Sequence[_Source], rth_only: bool) -> pa.Table:
-    """The batch's trades (needed columns only) in (trade_date, ts_event) order, plus the `dup` neighbour flag.
+    """The batch's trades (needed columns only) in trade order, with `k` (position) and `dup` (neighbour) columns.
 
+    Trade order = trade_date, ts_event, sequence, position in the file. Partitions are written sorted by ts_event
+    (ingest) and a plain filter keeps that order, so usually this only checks it (vectorised, O(n)) and sorts
+    only if the check fails. Then k = the row position is an exact, cheap BIGINT key for "first/last trade".
     dup = the record shares its ts_event with the previous or next record of the same trade date, i.e. it belongs
-    to a multi-record aggressor event (or to two aggressors stamped in the same nanosecond; grouping by side later
-    separates those). The partitions are sorted by ts_event, so this is one vectorised neighbour comparison;
-    a SQL window would sort every trade again for the same answer (it cost more than the rest of the build).
+    to a multi-record aggressor event (or to two aggressors stamped in the same nanosecond; grouping by side
+    later separates those): one neighbour comparison instead of a SQL window, which would sort every trade again.
     """
     raw = con.read_parquet([str(s.path) for s in sources], file_row_number=True)
     raw.create_view("raw")
@@ -339,16 +336,26 @@ def _load_source(con: duckdb.DuckDBPyConnection, sources: Sequence[_Source], rth
     ).to_arrow_table()
     day = tbl.column("trade_date").cast(pa.int32()).to_numpy()
     ts = tbl.column("ts_ns").to_numpy()
-    in_order = bool(np.all((day[1:] > day[:-1]) | ((day[1:] == day[:-1]) & (ts[1:] >= ts[:-1]))))
-    if not in_order:  # not expected from our ingest; sort rather than trust it
-        order = pc.sort_indices(tbl, [("trade_date", "ascending"), ("ts_ns", "ascending"), ("rn", "ascending")])
-        tbl = tbl.take(order)
-        day = tbl.column("trade_date").cast(pa.int32()).to_numpy()
-        ts = tbl.column("ts_ns").to_numpy()
-    same = (ts[1:] == ts[:-1]) & (day[1:] == day[:-1])
+    seq = tbl.column("sequence").to_numpy()
+    rn = tbl.column("rn").to_numpy()
+    same_day = day[1:] == day[:-1]
+    same_ts = same_day & (ts[1:] == ts[:-1])
+    in_order = bool(
+        np.all(
+            (day[1:] > day[:-1])
+            | (same_day & (ts[1:] > ts[:-1]))
+            | (same_ts & ((seq[1:] > seq[:-1]) | ((seq[1:] == seq[:-1]) & (rn[1:] > rn[:-1]))))
+        )
+    )
+    if not in_order:  # e.g. equal ts_event delivered out of sequence: sort rather than trust the file
+        order = np.lexsort((rn, seq, ts, day))
+        tbl = tbl.take(pa.array(order))
+        day, ts = day[order], ts[order]
+        same_ts = (day[1:] == day[:-1]) & (ts[1:] == ts[:-1])
     dup = np.zeros(len(ts), dtype=bool)
-    dup[1:] |= same
-    dup[:-1] |= same
+    dup[1:] |= same_ts
+    dup[:-1] |= same_ts
+    tbl = tbl.append_column("k", pa.array(np.arange(len(ts), dtype=np.int64)))
     return tbl.append_column("dup", pa.array(dup))
 
 
@@ -376,7 +383,7 @@ def _sql_events(floor: int) -> str:
                e.side, e.n_fills, e.kind, e.sweep_fill, e.in_rth
         FROM (
             SELECT trade_date, ts_ns, side, in_rth, price, price AS min_price, price AS max_price, size,
-                   1 AS n_fills, 'print' AS kind, FALSE AS sweep_fill, rn AS o
+                   1 AS n_fills, 'print' AS kind, FALSE AS sweep_fill, k AS o
             FROM cand WHERE NOT dup AND size >= {f}
             UNION ALL
             SELECT trade_date, ts_ns, side, in_rth, price, min_price, max_price, size,
@@ -384,7 +391,7 @@ def _sql_events(floor: int) -> str:
             FROM grp WHERE size >= {f}
             UNION ALL
             SELECT c.trade_date, c.ts_ns, c.side, c.in_rth, c.price, c.price, c.price, c.size, 1, 'print', TRUE,
-                   c.rn
+                   c.k
             FROM cand c JOIN grp g ON c.trade_date = g.trade_date AND c.ts_ns = g.ts_ns AND c.side = g.side
             WHERE c.dup AND g.n > 1 AND c.size >= {f}
         ) e JOIN sel ON e.trade_date = sel.trade_date
@@ -399,7 +406,7 @@ def _sql_stats(session: str) -> str:
         WITH b AS (
             SELECT trade_date, sum(n_trades)::BIGINT AS n_trades, sum(volume)::BIGINT AS volume,
                    sum(buy_volume)::BIGINT AS buy_volume, sum(sell_volume)::BIGINT AS sell_volume,
-                   (min(k0) >> 64)::BIGINT AS first_ns, (max(k1) >> 64)::BIGINT AS last_ns
+                   min(t0) AS first_ns, max(t1) AS last_ns
             FROM bars_{session} GROUP BY trade_date),
         g AS (SELECT trade_date, sum(n - 1)::BIGINT AS extra FROM grp WHERE {cond} GROUP BY trade_date)
         SELECT sel.trade_date, sel.symbol, coalesce(b.n_trades, 0) AS n_trades, coalesce(b.volume, 0) AS volume,
@@ -423,17 +430,13 @@ def _with_session(table: pa.Table, session: str, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _session_windows(
-    days: Sequence[dt.date], rth_start: str, rth_end: str
-) -> dict[dt.date, tuple[Any, ...]]:
+def _session_windows(days: Sequence[dt.date], rth_start: str, rth_end: str) -> dict[dt.date, tuple[Any, ...]]:
     """CME calendar per trade date: FULL segments, RTH window, early-close flag."""
     cal = {s.trade_date: s for s in cme_equity_sessions(min(days), max(days), rth_start, rth_end)}
     return {d: cal[d] for d in days if d in cal}  # type: ignore[misc]
 
 
-def _stats_table(
-    raw: pa.Table, session: str, calendar: Mapping[dt.date, Any], floor: int
-) -> pa.Table:
+def _stats_table(raw: pa.Table, session: str, calendar: Mapping[dt.date, Any], floor: int) -> pa.Table:
     """session_stats rows: data counts from SQL + the session's windows from the CME calendar."""
     d = raw.to_pydict()
     opens, closes, seg_o, seg_c, early = [], [], [], [], []
@@ -496,8 +499,21 @@ def derive_tables(
 
     Pure with respect to the registry and DATA_ROOT: reads only the canonical files named in `sources`.
     """
+    return dict(iter_derived_tables(sources, sessions, params, rth_start, rth_end, threads))
+
+
+def iter_derived_tables(
+    sources: Sequence[_Source],
+    sessions: Sequence[str],
+    params: DeriveParams,
+    rth_start: str = "08:30",
+    rth_end: str = "15:00",
+    threads: int | None = None,
+) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """derive_tables as a stream: each table is yielded as soon as it is computed, so the caller can write it
+    while DuckDB works on the next one."""
     if not sources:
-        return {}
+        return
     con = duckdb.connect()
     try:
         if threads:
@@ -512,12 +528,15 @@ def derive_tables(
         src = _load_source(con, sources, rth_only="FULL" not in sessions)
         con.register("src", src)
         con.execute(_sql_fine())
-        con.execute(_sql_candidates(params.big_trade_floor))
+        floor = params.big_trade_floor
+        cand = src.filter(pc.or_(src.column("dup"), pc.greater_equal(src.column("size"), floor)))
+        con.register(
+            "cand", cand.select(["trade_date", "ts_ns", "side", "in_rth", "price", "size", "k", "dup"])
+        )
         con.execute(_SQL_GROUPS)
         con.execute(_sql_events(params.big_trade_floor))
         events = _ts(con.sql("SELECT * FROM events").to_arrow_table(), "ts_event")
         calendar = _session_windows([s.trade_date for s in sources], rth_start, rth_end)
-        out: dict[tuple[str, str], pa.Table] = {}
         for session in sessions:
             cond = _SESSION_FILTER[session]
             con.execute(_sql_bars(session))
@@ -525,16 +544,17 @@ def derive_tables(
                 f"SELECT trade_date, ts, symbol, open, high, low, close, volume, buy_volume, sell_volume, "
                 f"n_trades, vwap FROM bars_{session} ORDER BY trade_date, ts"
             ).to_arrow_table()
-            out["bars_1m", session] = _with_session(_ts(bars, "ts"), session, SCHEMAS["bars_1m"])
+            yield ("bars_1m", session), _with_session(_ts(bars, "ts"), session, SCHEMAS["bars_1m"])
             fp = con.sql(
                 f"""SELECT trade_date, minute * {MINUTE_NS} AS ts, price, sum(bid)::BIGINT AS bid_volume,
-                           sum(ask)::BIGINT AS ask_volume, sum(other)::BIGINT AS other_volume,
+                           sum(ask)::BIGINT AS ask_volume, sum(vol - bid - ask)::BIGINT AS other_volume,
                            sum(n)::BIGINT AS n_trades
                     FROM fine WHERE {cond} GROUP BY trade_date, minute, price
                     ORDER BY trade_date, minute, price"""
             ).to_arrow_table()
-            out["footprint_base_1m", session] = _with_session(
-                _ts(fp, "ts"), session, SCHEMAS["footprint_base_1m"]
+            yield (
+                ("footprint_base_1m", session),
+                _with_session(_ts(fp, "ts"), session, SCHEMAS["footprint_base_1m"]),
             )
             cvd = con.sql(
                 f"""SELECT trade_date, ts, (buy_volume - sell_volume)::BIGINT AS delta,
@@ -542,12 +562,11 @@ def derive_tables(
                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)::BIGINT AS cvd
                     FROM bars_{session} ORDER BY trade_date, ts"""
             ).to_arrow_table()
-            out["cvd_1m", session] = _with_session(_ts(cvd, "ts"), session, SCHEMAS["cvd_1m"])
+            yield ("cvd_1m", session), _with_session(_ts(cvd, "ts"), session, SCHEMAS["cvd_1m"])
             ev = events if session == "FULL" else events.filter(events.column("in_rth"))
-            out["big_trade_events", session] = _with_session(ev, session, SCHEMAS["big_trade_events"])
+            yield ("big_trade_events", session), _with_session(ev, session, SCHEMAS["big_trade_events"])
             stats = con.sql(_sql_stats(session)).to_arrow_table()
-            out["session_stats", session] = _stats_table(stats, session, calendar, params.big_trade_floor)
-        return out
+            yield ("session_stats", session), _stats_table(stats, session, calendar, params.big_trade_floor)
     finally:
         con.close()
 
@@ -564,14 +583,20 @@ def _split_by_date(table: pa.Table, days: Sequence[dt.date]) -> dict[dt.date, pa
     return {d: table.slice(int(a), int(b - a)) for d, a, b in zip(days, lo, hi, strict=True)}
 
 
-def _write_all(jobs: Sequence[tuple[pa.Table, Path]], tmp_dir: Path) -> None:
-    """Atomic parquet writes on two threads (pyarrow releases the GIL while encoding)."""
+def _staging_for(paths: ResolvedPaths) -> Path | None:
+    """The staging dir when it is on the derived dir's volume (a rename is then atomic), else None, which makes
+    atomic_write_parquet write its temp file beside the target (DERIVED_DIR may be on another drive)."""
+    staging = paths.staging_dir / "derive"
+    staging.mkdir(parents=True, exist_ok=True)
+    paths.derived_dir.mkdir(parents=True, exist_ok=True)
+    return staging if staging.stat().st_dev == paths.derived_dir.stat().st_dev else None
 
-    def one(job: tuple[pa.Table, Path]) -> None:
-        atomic_write_parquet(job[0], job[1], tmp_dir=tmp_dir)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        list(pool.map(one, jobs))
+def _writer_pool() -> ThreadPoolExecutor:
+    """Parquet encoding releases the GIL: writes overlap with the next DuckDB query."""
+    return ThreadPoolExecutor(
+        max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="derive-write"
+    )
 
 
 def build_derived(
@@ -584,14 +609,20 @@ def build_derived(
     end: dt.date | None = None,
     rebuild: bool = False,
     series: str = FRONT,
-    params: DeriveParams = DeriveParams(),  # noqa: B008 - frozen, so a shared default is safe
+    params: DeriveParams = DeriveParams(),
 ) -> DeriveReport:
     """Build (incrementally) every derived table of one dataset and series for the trade dates in [start, end].
 
     Only dates whose canonical partition, contract or params changed are rebuilt (all of them with rebuild).
     """
     t0 = time.perf_counter()
-    series = check_series(series)
+    try:
+        series = check_series(series)
+    except ValueError as exc:
+        raise UserError(f"derive --series: {exc}") from None
+    unknown = sorted(set(sessions) - set(SESSIONS))
+    if unknown:
+        raise UserError(f"derive --session {unknown[0]}: use RTH or FULL")
     sessions = tuple(s for s in SESSIONS if s in set(sessions))
     if not sessions:
         raise UserError("derive: choose at least one session (RTH or FULL)")
@@ -604,21 +635,24 @@ def build_derived(
     done = set() if rebuild else _current(reg, ds, series, sessions, phash, sources, paths.derived_dir)
     todo = [s for s in sources if s.trade_date not in done]
     rows: dict[str, int] = dict.fromkeys(TABLES, 0)
-    n_source = 0
-    tmp_dir = paths.staging_dir / "derive"
+    n_source = n_trades = 0
+    tmp_dir = _staging_for(paths)
     for batch in _batches(todo):
         tb = time.perf_counter()
-        tables = derive_tables(batch, sessions, params, rth_start, rth_end)
         days = [s.trade_date for s in batch]
-        jobs: list[tuple[pa.Table, Path]] = []
         manifest_meta: list[tuple[str, str, dt.date, int, Path]] = []
-        for (table, session), tbl in tables.items():
-            for day, piece in _split_by_date(tbl, days).items():
-                target = partition_file(paths.derived_dir, ds.dataset_id, series, table, session, day)
-                jobs.append((piece, target))
-                manifest_meta.append((table, session, day, piece.num_rows, target))
-                rows[table] += piece.num_rows
-        _write_all(jobs, tmp_dir)
+        with _writer_pool() as pool:
+            pending = []
+            for (table, session), tbl in iter_derived_tables(batch, sessions, params, rth_start, rth_end):
+                if table == "session_stats" and session == sessions[-1]:
+                    n_trades += int(pc.sum(tbl.column("n_trades")).as_py() or 0)
+                for day, piece in _split_by_date(tbl, days).items():
+                    target = partition_file(paths.derived_dir, ds.dataset_id, series, table, session, day)
+                    pending.append(pool.submit(atomic_write_parquet, piece, target, tmp_dir=tmp_dir))
+                    manifest_meta.append((table, session, day, piece.num_rows, target))
+                    rows[table] += piece.num_rows
+            for f in pending:
+                f.result()  # re-raise any write error before the registry hears of this batch
         seconds = (time.perf_counter() - tb) / len(batch)
         built_at = utcnow()
         by_day = {s.trade_date: s for s in batch}
@@ -652,6 +686,7 @@ def build_derived(
         built=tuple(s.trade_date for s in todo),
         up_to_date=tuple(sorted(done)),
         source_rows=n_source,
+        trades=n_trades,
         rows=rows,
         seconds=time.perf_counter() - t0,
     )
@@ -664,7 +699,8 @@ def describe_report(r: DeriveReport) -> str:
         return f"{what}: up to date ({len(r.up_to_date)} trade dates, nothing rebuilt)"
     first, last = min(r.built), max(r.built)
     return (
-        f"{what}: built {len(r.built)} trade dates {first}..{last} from {r.source_rows:,} trades in "
-        f"{r.seconds:.1f} s ({r.trades_per_second / 1e6:.1f} M trades/s; {len(r.up_to_date)} up to date); "
+        f"{what}: built {len(r.built)} trade dates {first}..{last}, {r.trades:,} trades of the series "
+        f"({r.source_rows:,} canonical rows read) in {r.seconds:.1f} s "
+        f"({r.trades_per_second / 1e6:.1f} M rows/s; {len(r.up_to_date)} up to date); "
         + ", ".join(f"{t} {n:,} rows" for t, n in r.rows.items())
     )

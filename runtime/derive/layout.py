@@ -10,6 +10,11 @@ roll_schedule); the second holds one contract on request (e.g. ESZ8), kept in it
 the front series never picks up a single-contract table. Every file also carries its `session` and
 `trade_date` as columns, so a file read on its own is self-describing (hive readers see the same values).
 
+Tables: bars_1m, footprint_base_1m, cvd_1m, big_trade_events (the spec's four) and session_stats, one row per
+session and trade date: the session's trading windows from the CME calendar (so charts align buckets in exchange
+time without the calendar package), trade/event counts (so big-trade percentiles count every event, not only
+the stored ones) and the big-trade floor used.
+
 Conventions that every table shares (why: the chart API and tests depend on them):
 * timestamps are UTC nanoseconds (`timestamp[ns, UTC]`); `ts` is the start of the UTC minute;
 * minutes with no trade have no row (the chart API fills gaps when it needs to);
@@ -100,7 +105,8 @@ SESSION_STATS_SCHEMA = pa.schema(
     [
         *_KEY,
         _f("symbol", pa.string()),
-        _f("open_ts", TS_NS),  # session start from the CME calendar (RTH 08:30 CT; FULL the first Globex open)
+        # session start from the CME calendar (RTH 08:30 CT; FULL the first Globex open)
+        _f("open_ts", TS_NS),
         _f("close_ts", TS_NS),
         _f("segment_open", pa.list_(pa.field("item", TS_NS, nullable=False))),  # continuous trading windows
         _f("segment_close", pa.list_(pa.field("item", TS_NS, nullable=False))),
