@@ -169,7 +169,12 @@ def demo_data(
     files = write_daily_samples(incoming / "daily")
     say(f"daily: {len(files)} xlsx files in {incoming / 'daily'}")
     dbn = write_synthetic_trades(
-        incoming / "databento", dt.date.fromisoformat(start), days, trades_per_day, seed
+        incoming / "databento",
+        dt.date.fromisoformat(start),
+        days,
+        trades_per_day,
+        seed,
+        start_price=start_price,
     )
     say(
         f"intraday: {len(dbn)} DBN files ({days} trade dates x ~{trades_per_day:,} trades) in {incoming / 'databento'}"

@@ -56,6 +56,7 @@ def demo(py: Path) -> None:
         _run([bt, "init"])
     _run([bt, "config", "export"])
     _run([bt, "demo-data"])
+    _run([bt, "config", "validate"])  # now the source files exist: feature columns are checked against them
     _run([bt, "ingest", "daily"])
     _run([bt, "ingest", "databento"])
     _run([bt, "derive"])
