@@ -384,12 +384,12 @@ def write_demo_charts(
             )
             if day is None:
                 continue
-        # open on a readable footprint window (the first 15 RTH minutes / the first 2 Globex hours); the whole
+        # open on a readable footprint window (the first 10 RTH minutes / the first 2 Globex hours); the whole
         # session's candles, volume, CVD and bubbles are there too: double-click the chart to see all of it
         open_ts = pd.Timestamp(int(sessions(src, session, [day]).table["open_ts"].iloc[0]), tz="UTC")
         if session == "RTH":
             kw: dict[str, Any] = {"interval": 1, "footprint_interval": 1, "big_min_size": 100}
-            kw["view"] = (open_ts, open_ts + pd.Timedelta(minutes=15))
+            kw["view"] = (open_ts, open_ts + pd.Timedelta(minutes=10))
         else:
             kw = {"interval": 15, "footprint_interval": 15, "big_min_size": 100}
             kw["view"] = (open_ts, open_ts + pd.Timedelta(hours=2))
