@@ -20,20 +20,14 @@ from openpyxl.utils import get_column_letter
 
 from runtime.config.schema import BY_NAME
 from runtime.contracts import CellError
+from runtime.derive.layout import BARS_SCHEMA, CVD_SCHEMA
 
-#: columns of the derived 1-minute bars an intraday dataset exposes to expressions
-BAR_COLUMNS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "buy_volume",
-    "sell_volume",
-    "n_trades",
-    "vwap",
-    "delta",
-    "cvd",
+#: columns of the derived 1-minute tables an intraday dataset exposes to expressions (bars + delta/cvd)
+BAR_COLUMNS = tuple(
+    f.name
+    for schema in (BARS_SCHEMA, CVD_SCHEMA)
+    for f in schema
+    if f.name not in ("session", "trade_date", "ts", "symbol")
 )
 _DOTTED = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b")
 

@@ -63,23 +63,7 @@ def expected_candles(t: pd.DataFrame, session: str, interval: int | str) -> pd.D
         step = interval * MIN
         anchors.append(a + (ts - a) // step * step)
     t["bucket"] = anchors
-    t["pv"] = t["price"] * t["size"]
-    t["buy"] = np.where(t["side"] == 1, t["size"], 0)
-    t["sell"] = np.where(t["side"] == -1, t["size"], 0)
-    g = t.groupby(["trade_date", "bucket"], sort=True)
-    out = pd.DataFrame(
-        {
-            "open": g["price"].first(),
-            "high": g["price"].max(),
-            "low": g["price"].min(),
-            "close": g["price"].last(),
-            "volume": g["size"].sum(),
-            "buy_volume": g["buy"].sum(),
-            "sell_volume": g["sell"].sum(),
-            "n_trades": g["size"].count(),
-            "vwap": g["pv"].sum() / g["size"].sum(),
-        }
-    ).reset_index()
+    out = oracle.ohlcv(t, ["trade_date", "bucket"]).drop(columns="symbol")
     out["delta"] = out["buy_volume"] - out["sell_volume"]
     return out
 

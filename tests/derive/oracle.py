@@ -55,13 +55,15 @@ def _ordered(trades: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def bars(trades: pd.DataFrame) -> pd.DataFrame:
-    t = _ordered(trades)
-    t["pv"] = t["price"] * t["size"]
-    t["buy"] = np.where(t["side"] == 1, t["size"], 0)
-    t["sell"] = np.where(t["side"] == -1, t["size"], 0)
-    g = t.groupby(["trade_date", "minute"], sort=True)
-    out = pd.DataFrame(
+def ohlcv(t: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Plain pandas OHLCV per group of already ordered trades (the reference every bar is checked against)."""
+    t = t.assign(
+        pv=t["price"] * t["size"],
+        buy=np.where(t["side"] == 1, t["size"], 0),
+        sell=np.where(t["side"] == -1, t["size"], 0),
+    )
+    g = t.groupby(by, sort=True)
+    return pd.DataFrame(
         {
             "symbol": g["symbol"].first(),
             "open": g["price"].first(),
@@ -75,7 +77,10 @@ def bars(trades: pd.DataFrame) -> pd.DataFrame:
             "vwap": g["pv"].sum() / g["size"].sum(),
         }
     ).reset_index()
-    return out.rename(columns={"minute": "ts"})
+
+
+def bars(trades: pd.DataFrame) -> pd.DataFrame:
+    return ohlcv(_ordered(trades), ["trade_date", "minute"]).rename(columns={"minute": "ts"})
 
 
 def footprint(trades: pd.DataFrame) -> pd.DataFrame:
