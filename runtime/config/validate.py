@@ -84,6 +84,23 @@ def validate_workbook(
 
 # ---- generic ---------------------------------------------------------------------------------------
 
+_API_KEY = re.compile(r"\bdb-[A-Za-z0-9]{20,}\b")
+
+
+def _no_secrets(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    """A Databento key pasted into a cell would end up in every snapshot and context pack: refuse it."""
+    for sheet, table in rows.items():
+        for r in table:
+            for col, v in r.items():
+                if col != "_row" and _API_KEY.search(str(v)):
+                    rep.at(
+                        sheet,
+                        r,
+                        col,
+                        "this cell holds what looks like a Databento API key",
+                        "delete it here and set the environment variable DATABENTO_API_KEY instead",
+                    )
+
 
 def _ids(rows: Rows, target: str) -> dict[str, dict]:
     sheet, col = target.split(".")
