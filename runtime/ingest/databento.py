@@ -192,8 +192,11 @@ def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPie
     rec, codes, ts = rec[order], codes[order], ts[order]
     n_outside = 0
     if len(rec):
-        sessions = sessions_for_timestamps(int(ts[0]), int(ts[-1]), rth_start=rth_start, rth_end=rth_end)
-        sa = assign_sessions(ts, sessions)
+        try:
+            sessions = sessions_for_timestamps(int(ts[0]), int(ts[-1]), rth_start=rth_start, rth_end=rth_end)
+            sa = assign_sessions(ts, sessions)
+        except ValueError as exc:  # outside the modelled calendar (before 2012-11-19) or bad RTH times
+            raise UserError(f"{dec.path}: cannot assign CME trade dates: {exc}") from None
         trade_date, in_rth = sa.trade_date, sa.in_rth
         n_outside = int((~sa.in_session).sum())
     else:

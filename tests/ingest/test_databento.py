@@ -430,3 +430,16 @@ def test_api_refuses_above_cap_and_without_key(env) -> None:
     assert not list(paths.raw_dir.rglob("*.dbn.zst"))
     with pytest.raises(UserError, match="DATABENTO_API_KEY"):
         download_for_dataset(ds, paths, client_factory=lambda k: FakeHistorical(k, payload, 0.1), env={})
+
+
+def test_trades_before_the_modelled_calendar_are_a_clear_error(env, tmp_path: Path) -> None:
+    snap, paths, reg = env
+    recs = new_records("trades", 1)
+    recs["instrument_id"] = 3
+    recs["ts_event"] = recs["ts_recv"] = int(pd.Timestamp("2010-03-01 15:00", tz="UTC").value)
+    recs["price"] = 1_100_000_000_000
+    recs["size"] = 1
+    f = write_dbn(tmp_path / "old.dbn", recs, symbols={"ESH0": 3})
+    with pytest.raises(UserError, match="old.dbn: cannot assign CME trade dates"):
+        ingest_databento(snap.dataset("ES"), paths, reg, files=[f])
+    assert not list(paths.canonical_dir.rglob("*.parquet"))
