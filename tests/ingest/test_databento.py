@@ -440,6 +440,6 @@ def test_trades_before_the_modelled_calendar_are_a_clear_error(env, tmp_path: Pa
     recs["price"] = 1_100_000_000_000
     recs["size"] = 1
     f = write_dbn(tmp_path / "old.dbn", recs, symbols={"ESH0": 3})
-    with pytest.raises(UserError, match="old.dbn: cannot assign CME trade dates"):
+    with pytest.raises(UserError, match=r"old\.dbn: cannot assign CME trade dates"):
         ingest_databento(snap.dataset("ES"), paths, reg, files=[f])
     assert not list(paths.canonical_dir.rglob("*.parquet"))
