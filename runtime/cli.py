@@ -454,7 +454,3 @@ def main() -> None:
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise
-
-
-def today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()

@@ -163,9 +163,6 @@ SIDE_BUY = 1  # Databento 'B': buyer-initiated (lifted the offer) -> footprint a
 SIDE_SELL = -1  # Databento 'A': seller-initiated (hit the bid) -> footprint bid column
 SIDE_NONE = 0  # Databento 'N': no aggressor (auction, implied); counts in volume, not in delta
 
-#: daily canonical tables: one row per (date, vintage); `known_at` is when the vintage was ingested
-DAILY_KEY_COLUMNS = ("date", "known_at", "ingest_id")
-
 
 # --------------------------------------------------------------------------------------------------
 # Results of pipeline steps (what CLI commands print and tests inspect)

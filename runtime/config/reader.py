@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import re
 import zoneinfo
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -426,7 +425,3 @@ def coerce_rows(
             row[col.name] = typed
         out.append(row)
     return out, errors
-
-
-def iter_specs() -> Iterable[tuple[int, Sheet]]:
-    return enumerate(SHEETS)

@@ -7,7 +7,7 @@ columns (ext=True, with the reason) and GATES is an extra sheet; design/DECISION
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # ---- enumerations used across the project (design/DECISIONS.md "Enumerations") -------------------
 DATASET_TYPES = ("daily_series", "intraday_trades")
@@ -594,12 +594,3 @@ def extensions() -> list[Extension]:
             continue
         out.extend(Extension(s.name, c.name, c.doc) for c in s.cols if c.ext)
     return out
-
-
-@dataclass(frozen=True)
-class RowRef:
-    """Where a row came from in the workbook (for error messages downstream)."""
-
-    sheet: str
-    row: int
-    columns: dict[str, str] = field(default_factory=dict)  # column name -> column letter

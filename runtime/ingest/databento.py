@@ -32,6 +32,10 @@ import zstandard
 from runtime.contracts import (
     CANONICAL_TBBO_EXTRA,
     CANONICAL_TRADES_SCHEMA,
+    SIDE_BUY,
+    SIDE_NONE,
+    SIDE_SELL,
+    TRADE_DEDUP_KEY,
     DatasetRow,
     IngestResult,
     ResolvedPaths,
@@ -39,7 +43,7 @@ from runtime.contracts import (
 )
 from runtime.ingest.roll import is_outright, roll_by_calendar, roll_by_volume
 from runtime.ingest.sessions import assign_sessions, cme_equity_sessions, sessions_for_timestamps
-from runtime.storage.atomic import atomic_copy, atomic_write_parquet, clean_stale_temp, sha256_file
+from runtime.storage.atomic import atomic_copy, atomic_write_parquet, clean_stale_temp
 from runtime.storage.registry import Registry, insert_rows, record_dataset, upsert_rows, utcnow
 
 ACCEPTED_SCHEMAS = ("trades", "tbbo")
@@ -103,15 +107,20 @@ def _decompress(path: Path, data: bytes) -> bytes:
     return b"".join(out)
 
 
-def decode_dbn(path: Path) -> DecodedFile:
-    """Decode and check one DBN file; any problem is a UserError naming the file and the fix."""
+def read_source(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+
+
+def decode_dbn(path: Path, blob: bytes | None = None) -> DecodedFile:
+    """Decode and check one DBN file (its bytes if already read); problems are UserErrors naming the file."""
     import databento as db
 
     path = Path(path)
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+    if blob is None:
+        blob = read_source(path)
     raw = _decompress(path, blob)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -202,9 +211,9 @@ def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPie
     else:
         trade_date, in_rth = np.array([], dtype="datetime64[D]"), np.array([], dtype=bool)
     side_raw = rec["side"]
-    side = np.zeros(len(rec), dtype=np.int8)
-    side[side_raw == b"B"] = 1
-    side[side_raw == b"A"] = -1
+    side = np.full(len(rec), SIDE_NONE, dtype=np.int8)
+    side[side_raw == b"B"] = SIDE_BUY
+    side[side_raw == b"A"] = SIDE_SELL
     cols: dict[str, pa.Array] = {
         "ts_event": pa.array(ts, type=pa.int64()).cast(CANONICAL_TRADES_SCHEMA.field("ts_event").type),
         "ts_recv": pa.array(rec["ts_recv"].astype(np.int64)).cast(
@@ -258,7 +267,7 @@ def merge_trades(tables: Sequence[pa.Table]) -> pa.Table:
     if disjoint:
         return merged
     ts = merged.column("ts_event").cast(pa.int64()).to_numpy()
-    keys = [merged.column(k).to_numpy() for k in ("side", "size", "price", "sequence", "instrument_id")]
+    keys = [merged.column(k).to_numpy() for k in TRADE_DEDUP_KEY if k != "ts_event"]
     idx = np.arange(len(ts))
     order = np.lexsort((idx, *keys, ts))  # identical records become neighbours, first-seen first
     sorted_cols = [ts[order], *(k[order] for k in keys)]
@@ -322,11 +331,12 @@ def plan_ingest(ds: DatasetRow, files: Sequence[Path], reg: Registry) -> IngestP
     schemas = {r["schema_name"] for r in prior_schema}
     seen: set[str] = set()
     for f in files:
-        sha = sha256_file(f)
+        blob = read_source(f)  # read once: the hash decides, the same bytes are decoded
+        sha = hashlib.sha256(blob).hexdigest()
         if sha in known or sha in seen:
             plan.skipped.append(f)
             continue
-        dec = decode_dbn(f)
+        dec = decode_dbn(f, blob)
         schemas.add(dec.schema)
         if len(schemas) > 1:
             raise UserError(

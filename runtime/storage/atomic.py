@@ -77,21 +77,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@contextlib.contextmanager
-def staging_area(staging_root: Path) -> Iterator[Path]:
-    """A private scratch folder on the DATA_ROOT volume, removed afterwards whatever happens."""
-    path = staging_root / uuid.uuid4().hex
-    path.mkdir(parents=True, exist_ok=False)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def clean_stale_temp(root: Path) -> int:
     """Remove leftovers of killed writers (.tmp-* files); they were never visible under a real name."""
     n = 0

@@ -456,3 +456,14 @@ def test_loader_row_types_match_schema() -> None:
     for s in SHEETS:
         fields = {f.name for f in dataclasses.fields(ROW_TYPES[s.name])} - {"row"}
         assert fields == {py_name(h) for h in s.headers}, s.name
+
+
+def test_every_extension_is_documented_in_decisions() -> None:
+    """Extensions are allowed only when DECISIONS.md lists them (sheet and column)."""
+    from runtime.config.schema import extensions
+
+    text = (Path(__file__).resolve().parents[2] / "design" / "DECISIONS.md").read_text()
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    for e in extensions():
+        col = e.column if e.column != "(sheet)" else "gate_id"
+        assert any(ln.startswith(f"| {e.sheet} ") and col in ln for ln in rows), (e.sheet, e.column)
