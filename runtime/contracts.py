@@ -194,6 +194,39 @@ class Revision:
     new_ingest_id: str
 
 
+@dataclass(frozen=True)
+class IngestRecord:
+    """One registry `ingests` row: what one source file became (daily xlsx and DBN alike).
+
+    Why one record: the row is the commit point of an ingest (written last, inside the registry
+    transaction), so every ingest must fill the same fields the same way; `parse_key` is the hash of the
+    config fields that change how the file is parsed (sheet, date_col, timezone, column rule, ...), so the
+    same bytes read differently are a new ingest, not "unchanged".
+    """
+
+    ingest_id: str
+    dataset_id: str
+    source_path: str
+    raw_path: str
+    file_sha256: str
+    source_kind: str  # "xlsx" | "dbn"
+    schema_name: str  # "daily" | the DBN schema ("trades")
+    rows: int
+    first_date: dt.date | None
+    last_date: dt.date | None
+    columns: tuple[str, ...]
+    started_at: dt.datetime  # naive UTC
+    finished_at: dt.datetime  # naive UTC
+    config_hash: str = ""
+    parse_key: str = ""
+    dbn_version: int | None = None
+    n_new_dates: int | None = None
+    n_revisions: int = 0
+    n_excluded_spreads: int = 0
+    n_outside_session: int = 0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------------------------------
 # The config snapshot as typed, frozen rows (one class per workbook sheet; fields = headers in snake case)
 # --------------------------------------------------------------------------------------------------

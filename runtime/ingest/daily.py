@@ -24,9 +24,16 @@ import pyarrow as pa
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
 
-from runtime.contracts import DatasetRow, IngestResult, ResolvedPaths, Revision, UserError
+from runtime.contracts import DatasetRow, IngestRecord, IngestResult, ResolvedPaths, Revision, UserError
 from runtime.storage.atomic import atomic_copy, atomic_write_parquet, clean_stale_temp, sha256_file
-from runtime.storage.registry import Registry, insert_rows, record_dataset, upsert_rows, utcnow
+from runtime.storage.registry import (
+    Registry,
+    insert_rows,
+    record_dataset,
+    record_ingests,
+    upsert_rows,
+    utcnow,
+)
 
 MISSING_TOKENS = {"", "na", "n/a", "#n/a", "nan", "null", "none", "-", "\u2014", ".", "#value!", "#div/0!"}
 _SPACES = re.compile(r"[\s\u00a0]+")
@@ -430,37 +437,33 @@ def ingest_daily(
             ],
         )
         record_dataset(con, ds, out_cols, config_hash, finished)
-        insert_rows(
+        record_ingests(
             con,
-            "ingests",
             [
-                {
-                    "ingest_id": ingest_id,
-                    "dataset_id": ds.dataset_id,
-                    "source_path": str(src),
-                    "raw_path": str(raw_path),
-                    "file_sha256": sha,
-                    "source_kind": "xlsx",
-                    "schema_name": "daily",
-                    "dbn_version": None,
-                    "rows": len(frame.dates),
-                    "first_date": first,
-                    "last_date": last,
-                    "columns": list(frame.values),
-                    "n_new_dates": n_new,
-                    "n_revisions": len(revisions),
-                    "n_excluded_spreads": 0,
-                    "n_outside_session": 0,
-                    "details": {
+                IngestRecord(
+                    ingest_id=ingest_id,
+                    dataset_id=ds.dataset_id,
+                    source_path=str(src),
+                    raw_path=str(raw_path),
+                    file_sha256=sha,
+                    source_kind="xlsx",
+                    schema_name="daily",
+                    rows=len(frame.dates),
+                    first_date=first,
+                    last_date=last,
+                    columns=tuple(frame.values),
+                    started_at=now.replace(tzinfo=None),
+                    finished_at=finished,
+                    config_hash=config_hash,
+                    n_new_dates=n_new,
+                    n_revisions=len(revisions),
+                    details={
                         "vintage_rows": rows_written,
                         "tombstones": n_deleted,
                         "skipped_columns": list(frame.skipped_columns),
                         "headers": frame.source_columns,
                     },
-                    "config_hash": config_hash,
-                    "started_at": now.replace(tzinfo=None),
-                    "finished_at": finished,
-                }
+                )
             ],
         )
     return IngestResult(

@@ -37,6 +37,7 @@ from runtime.contracts import (
     SIDE_SELL,
     TRADE_DEDUP_KEY,
     DatasetRow,
+    IngestRecord,
     IngestResult,
     ResolvedPaths,
     UserError,
@@ -44,7 +45,14 @@ from runtime.contracts import (
 from runtime.ingest.roll import is_outright, roll_by_calendar, roll_by_volume
 from runtime.ingest.sessions import assign_sessions, cme_equity_sessions, sessions_for_timestamps
 from runtime.storage.atomic import atomic_copy, atomic_write_parquet, clean_stale_temp
-from runtime.storage.registry import Registry, insert_rows, record_dataset, upsert_rows, utcnow
+from runtime.storage.registry import (
+    Registry,
+    insert_rows,
+    record_dataset,
+    record_ingests,
+    upsert_rows,
+    utcnow,
+)
 
 ACCEPTED_SCHEMAS = ("trades", "tbbo")
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -446,35 +454,33 @@ def ingest_plan(
         for dec, piece, iid, raw in zip(plan.files, plan.pieces, ingest_ids, raw_paths, strict=True):
             dates = piece.table.column("trade_date").to_numpy() if piece.table.num_rows else np.array([])
             rows.append(
-                {
-                    "ingest_id": iid,
-                    "dataset_id": ds.dataset_id,
-                    "source_path": str(dec.path),
-                    "raw_path": str(raw),
-                    "file_sha256": dec.sha256,
-                    "source_kind": "dbn",
-                    "schema_name": dec.schema,
-                    "dbn_version": dec.version,
-                    "rows": piece.table.num_rows,
-                    "first_date": pd.Timestamp(dates.min()).date() if len(dates) else None,
-                    "last_date": pd.Timestamp(dates.max()).date() if len(dates) else None,
-                    "columns": piece.table.schema.names,
-                    "n_new_dates": None,
-                    "n_revisions": 0,
-                    "n_excluded_spreads": piece.n_spreads,
-                    "n_outside_session": piece.n_outside_session,
-                    "details": {
+                IngestRecord(
+                    ingest_id=iid,
+                    dataset_id=ds.dataset_id,
+                    source_path=str(dec.path),
+                    raw_path=str(raw),
+                    file_sha256=dec.sha256,
+                    source_kind="dbn",
+                    schema_name=dec.schema,
+                    dbn_version=dec.version,
+                    rows=piece.table.num_rows,
+                    first_date=pd.Timestamp(dates.min()).date() if len(dates) else None,
+                    last_date=pd.Timestamp(dates.max()).date() if len(dates) else None,
+                    columns=tuple(piece.table.schema.names),
+                    n_excluded_spreads=piece.n_spreads,
+                    n_outside_session=piece.n_outside_session,
+                    details={
                         "unmapped": piece.n_unmapped,
                         "bad_price": piece.n_bad_price,
                         "spread_symbols": list(piece.spread_symbols),
                         "stype_in": dec.stype_in,
                     },
-                    "config_hash": config_hash,
-                    "started_at": now.replace(tzinfo=None),
-                    "finished_at": finished,
-                }
+                    config_hash=config_hash,
+                    started_at=now.replace(tzinfo=None),
+                    finished_at=finished,
+                )
             )
-        insert_rows(con, "ingests", rows)
+        record_ingests(con, rows)
     for dec, piece, iid, row in zip(plan.files, plan.pieces, ingest_ids, rows, strict=True):
         results.append(
             IngestResult(
@@ -483,8 +489,8 @@ def ingest_plan(
                 str(dec.path),
                 "ingested",
                 piece.table.num_rows,
-                row["first_date"],
-                row["last_date"],
+                row.first_date,
+                row.last_date,
                 {
                     "spreads": piece.n_spreads,
                     "outside_session": piece.n_outside_session,

@@ -9,6 +9,7 @@ Heavy data never lives here (parquet does); parallel workers never need this loc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from runtime.contracts import UserError
+from runtime.contracts import IngestRecord, UserError
 
 # Each migration is (version, description, statements). Append only: never edit a shipped migration.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
@@ -73,6 +74,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             """CREATE TABLE robustness_results (
                 run_id VARCHAR, robustness_profile_id VARCHAR, test_id VARCHAR, summary VARCHAR,
                 passed BOOLEAN, created_at TIMESTAMP)""",
+        ),
+    ),
+    (
+        2,
+        "ingests.parse_key: the same file parsed with other settings is a new ingest (not 'unchanged')",
+        (
+            "DROP INDEX ingests_dataset_file",
+            "ALTER TABLE ingests ADD COLUMN parse_key VARCHAR DEFAULT ''",
+            "CREATE INDEX ingests_dataset_file ON ingests(dataset_id, file_sha256)",
         ),
     ),
 )
@@ -256,6 +266,43 @@ def record_dataset(
             }
         ],
     )
+
+
+def record_ingests(con: duckdb.DuckDBPyConnection, records: Sequence[IngestRecord]) -> None:
+    """Insert `ingests` rows, the commit point of an ingest (call last, in the caller's transaction)."""
+    insert_rows(
+        con,
+        "ingests",
+        [{f.name: _plain(getattr(r, f.name)) for f in dataclasses.fields(IngestRecord)} for r in records],
+    )
+
+
+def latest_ingest(reg: Registry, dataset_id: str) -> IngestRecord | None:
+    """The newest registered ingest of a dataset (what its canonical data says now), or None."""
+    rows = reg.query(
+        "SELECT * FROM ingests WHERE dataset_id = ? ORDER BY finished_at DESC, ingest_id DESC LIMIT 1",
+        [dataset_id],
+    )
+    return _record(rows[0]) if rows else None
+
+
+def _record(row: Mapping[str, Any]) -> IngestRecord:
+    names = {f.name for f in dataclasses.fields(IngestRecord)}
+    kw = {k: v for k, v in row.items() if k in names}
+    kw["columns"] = tuple(json.loads(kw["columns"]) if kw.get("columns") else ())
+    kw["details"] = json.loads(kw["details"]) if kw.get("details") else {}
+    kw["parse_key"] = kw.get("parse_key") or ""
+    for k in ("n_revisions", "n_excluded_spreads", "n_outside_session"):
+        kw[k] = int(kw.get(k) or 0)
+    return IngestRecord(**kw)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return dict(v)
+    if isinstance(v, tuple):
+        return list(v)
+    return v
 
 
 def _encode(v: Any) -> Any:
