@@ -2,11 +2,15 @@
 
 Decoding uses the databento client (DBNStore.to_ndarray: ~60x faster than to_df) on bytes we decompress
 ourselves, so a truncated zstd frame or an incomplete last record is caught and refused instead of silently
-shortening the data. Every new file is decoded and checked before anything is written. Each trade_date
-partition is one parquet file replaced atomically (old rows + new rows, de-duplicated), raw files are copied
-by content hash, and the registry rows (ingests, partitions, coverage, roll schedule) are written last: a
-killed ingest leaves complete partitions and no registry row, and the next run re-ingests the same files
-to the same result.
+shortening the data. Bounded memory whatever the number of files: the plan decodes and checks one file at a
+time and spills its rows, split by trade date, to a private staging folder (nothing visible is written, so a
+bad file still stops the run with nothing changed); the write then handles one trade date at a time. Each
+trade_date partition is one parquet file replaced atomically (old rows + new rows, de-duplicated on the
+record key; the old copy wins, so "new" means not already present), raw files are copied by content hash,
+and the registry rows (ingests, partitions, coverage, roll schedule) are written last: a killed ingest
+leaves complete partitions and no registry row, and the next run re-ingests the same files to the same
+result. Excluded calendar-spread records are kept the same way in `_excluded_spreads/`, so each distinct
+spread record is counted once however many files carry it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import glob
 import hashlib
 import io
 import json
+import re
+import shutil
+import uuid
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import zstandard
 
@@ -58,6 +66,10 @@ ACCEPTED_SCHEMAS = ("trades", "tbbo")
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 UNDEF_PRICE = np.iinfo(np.int64).max
 PART_FILE = "part-0.parquet"
+#: excluded spread records per trade date, beside the partitions (`_` prefix: ignored by Arrow dataset discovery)
+EXCLUDED_SPREADS_DIR = "_excluded_spreads"
+#: private per-run spill folders under the staging dir (removed at the end, and at the next run if killed)
+SPILL_PREFIX = ".tmp-dbn-spill-"
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,7 @@ class DecodedFile:
 
 @dataclass(frozen=True)
 class CanonicalPiece:
-    """Canonical rows of one file, plus what was dropped and why."""
+    """Canonical rows of one file, plus what was dropped and why (spread records kept apart, for counting)."""
 
     table: pa.Table
     n_spreads: int
@@ -83,19 +95,56 @@ class CanonicalPiece:
     n_unmapped: int
     n_bad_price: int
     spread_symbols: tuple[str, ...] = ()
+    spreads: pa.Table | None = None
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """What the plan keeps of one new file once its rows are spilled: no arrays, so memory stays bounded."""
+
+    path: Path
+    sha256: str
+    schema: str
+    version: int
+    stype_in: str
+    rows: int
+    first_date: dt.date | None
+    last_date: dt.date | None
+    columns: tuple[str, ...]
+    n_spreads: int
+    n_outside_session: int
+    n_unmapped: int
+    n_bad_price: int
+    spread_symbols: tuple[str, ...]
 
 
 @dataclass
 class IngestPlan:
-    """New files for one dataset: decoded pieces grouped by trade date (built before any write)."""
+    """New files of one dataset, decoded, checked and spilled per trade date to a private staging folder.
+
+    Why spill: holding every file's rows until the write (the old shape) made peak memory grow with the
+    number of files (11.8 GB for a year). Each file is decoded, checked and split by trade date, its pieces
+    go to `spill_dir` (never visible to readers), and only summaries stay in memory; the write then handles
+    one trade date at a time. A bad file still stops the run before anything visible is written.
+    """
 
     dataset: DatasetRow
-    files: list[DecodedFile] = field(default_factory=list)
-    pieces: list[CanonicalPiece] = field(default_factory=list)
+    spill_dir: Path
+    files: list[FileSummary] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    #: trade date -> indices into `files` that have trades (resp. spread records) on that date, in file order
+    dates: dict[dt.date, list[int]] = field(default_factory=dict)
+    spread_dates: dict[dt.date, list[int]] = field(default_factory=dict)
 
 
 # ---- decoding -----------------------------------------------------------------------------------------
+
+_OBJECT_REPR = re.compile(r"<_?[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _name_the_file(message: str, path: Path) -> str:
+    """The client names our in-memory buffer (`<_io.BytesIO object at 0x...>`); name the user's file instead."""
+    return _OBJECT_REPR.sub(path.name, message)
 
 
 def _decompress(path: Path, data: bytes) -> bytes:
@@ -145,12 +194,16 @@ def decode_dbn(path: Path, blob: bytes | None = None) -> DecodedFile:
         except UserError:
             raise
         except Exception as exc:  # databento's DBNError and friends
-            hint = (
-                " (legacy .dbz/DBN v0 files are not readable by current clients; re-download as DBN)"
-                if (path.suffix == ".dbz" or "determine encoding" in str(exc))
-                else ""
-            )
-            raise UserError(f"{path}: not a readable DBN file: {exc}{hint}") from None
+            text = _name_the_file(str(exc), path)
+            if path.suffix == ".dbz" or "determine encoding" in text:
+                hint = " (legacy .dbz/DBN v0 files are not readable by current clients; re-download as DBN)"
+            elif "compression format" in text:
+                hint = (
+                    " (it is neither DBN nor zstd-compressed DBN; check that this is the file Databento sent)"
+                )
+            else:
+                hint = ""
+            raise UserError(f"{path}: not a readable DBN file: {text}{hint}") from None
     for w in caught:
         if "truncated" in str(w.message) or "incomplete" in str(w.message):
             raise UserError(f"{path}: truncated (the last record is incomplete); download the file again")
@@ -193,17 +246,10 @@ def _symbols(rec: np.ndarray, mappings: dict[str, list[dict[str, Any]]]) -> tupl
     return codes, names
 
 
-def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPiece:
-    """Raw records -> canonical columns (spreads and unusable records dropped and counted)."""
-    rec = dec.records
-    codes, names = _symbols(rec, dec.mappings)
-    spread_codes = [i for i, s in enumerate(names) if "-" in s and not is_outright(s)]
-    unmapped = codes < 0
-    spread = np.isin(codes, spread_codes)
-    bad_price = rec["price"] == UNDEF_PRICE
-    keep = ~(unmapped | spread | bad_price)
-    spread_syms = tuple(sorted(names[i] for i in np.unique(codes[spread])))
-    rec, codes = rec[keep], codes[keep]
+def _canonical_table(
+    dec: DecodedFile, rec: np.ndarray, codes: np.ndarray, names: list[str], rth_start: str, rth_end: str
+) -> tuple[pa.Table, int]:
+    """Records (already filtered) -> canonical columns sorted by ts_event, and how many fell outside a session."""
     ts = rec["ts_event"].astype(np.int64)
     order = np.argsort(ts, kind="stable")
     rec, codes, ts = rec[order], codes[order], ts[order]
@@ -245,9 +291,29 @@ def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPie
         cols["bid_sz"] = pa.array(rec["bid_sz_00"].astype(np.uint32), type=pa.uint32())
         cols["ask_sz"] = pa.array(rec["ask_sz_00"].astype(np.uint32), type=pa.uint32())
         schema = pa.schema([*CANONICAL_TRADES_SCHEMA, *CANONICAL_TBBO_EXTRA])
-    table = pa.table(cols, schema=schema)
+    return pa.table(cols, schema=schema), n_outside
+
+
+def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPiece:
+    """Raw records -> canonical columns (spreads and unusable records dropped and counted).
+
+    The spread records are returned apart in the same columns, so that re-reading them (a re-delivery, a
+    second file with the same day) can be de-duplicated and counted once, like the trades.
+    """
+    rec = dec.records
+    codes, names = _symbols(rec, dec.mappings)
+    spread_codes = [i for i, s in enumerate(names) if "-" in s and not is_outright(s)]
+    unmapped = codes < 0
+    spread = np.isin(codes, spread_codes)
+    bad_price = rec["price"] == UNDEF_PRICE
+    keep = ~(unmapped | spread | bad_price)
+    spread_syms = tuple(sorted(names[i] for i in np.unique(codes[spread])))
+    table, n_outside = _canonical_table(dec, rec[keep], codes[keep], names, rth_start, rth_end)
+    spreads = None
+    if spread.any():
+        spreads = _canonical_table(dec, rec[spread], codes[spread], names, rth_start, rth_end)[0]
     return CanonicalPiece(
-        table, int(spread.sum()), n_outside, int(unmapped.sum()), int(bad_price.sum()), spread_syms
+        table, int(spread.sum()), n_outside, int(unmapped.sum()), int(bad_price.sum()), spread_syms, spreads
     )
 
 
@@ -255,29 +321,43 @@ def to_canonical(dec: DecodedFile, rth_start: str, rth_end: str) -> CanonicalPie
 
 
 def merge_trades(tables: Sequence[pa.Table]) -> pa.Table:
-    """Union of trade tables, sorted by ts_event (ties in arrival order), exact duplicates removed.
+    """Union of trade tables, sorted by ts_event (ties in arrival order), exact duplicates removed."""
+    return merge_counted(tables)[0]
+
+
+def merge_counted(tables: Sequence[pa.Table]) -> tuple[pa.Table, list[int]]:
+    """Union of trade tables and, per input table, how many of its rows are in the union (its new rows).
 
     Pieces that do not overlap in time (the usual case: a trade date spans two UTC-day files) are simply
     concatenated; overlapping ones (a re-delivery, a re-run after a crash) are de-duplicated on the record
-    key keeping the first-seen copy, so every path gives the same rows in the same order.
+    key (TRADE_DEDUP_KEY). Of identical records the copy of the earliest input table is kept, so with the
+    existing partition passed first, "new" means not already present; the result is the same on every path.
     """
-    nonempty = [t for t in tables if t.num_rows]
+    counts = [0] * len(tables)
+    nonempty = [i for i, t in enumerate(tables) if t.num_rows]
     if len(nonempty) <= 1:
-        return nonempty[0] if nonempty else tables[0]
-    tables = nonempty
+        if not nonempty:
+            return tables[0], counts
+        counts[nonempty[0]] = tables[nonempty[0]].num_rows
+        return tables[nonempty[0]], counts
     ranges = []
-    for t in tables:
-        ts = t.column("ts_event").cast(pa.int64()).to_numpy()
-        ranges.append((int(ts[0]), int(ts[-1]), t))
+    for i in nonempty:
+        ts = tables[i].column("ts_event").cast(pa.int64()).to_numpy()
+        ranges.append((int(ts[0]), int(ts[-1]), i))
     ranges.sort(key=lambda x: x[0])
-    disjoint = all(ranges[i][0] > ranges[i - 1][1] for i in range(1, len(ranges)))
-    merged = pa.concat_tables([r[2] for r in ranges], promote_options="default")
+    disjoint = all(ranges[j][0] > ranges[j - 1][1] for j in range(1, len(ranges)))
+    merged = pa.concat_tables([tables[r[2]] for r in ranges], promote_options="default")
     if disjoint:
-        return merged
+        for i in nonempty:
+            counts[i] = tables[i].num_rows
+        return merged, counts
+    origin = np.repeat(
+        np.array([r[2] for r in ranges], dtype=np.int64), [tables[r[2]].num_rows for r in ranges]
+    )
     ts = merged.column("ts_event").cast(pa.int64()).to_numpy()
     keys = [merged.column(k).to_numpy() for k in TRADE_DEDUP_KEY if k != "ts_event"]
     idx = np.arange(len(ts))
-    order = np.lexsort((idx, *keys, ts))  # identical records become neighbours, first-seen first
+    order = np.lexsort((idx, origin, *keys, ts))  # identical records become neighbours, earliest input first
     sorted_cols = [ts[order], *(k[order] for k in keys)]
     dup_sorted = np.ones(len(order), dtype=bool)
     dup_sorted[0] = False
@@ -288,11 +368,21 @@ def merge_trades(tables: Sequence[pa.Table]) -> pa.Table:
     kept = np.flatnonzero(keep)
     # canonical order: ts_event, ties in the order the records arrived (the file's matching-engine order)
     kept = kept[np.argsort(ts[kept], kind="stable")]
-    return merged.take(pa.array(kept))
+    per = np.bincount(origin[kept], minlength=len(tables))
+    return merged.take(pa.array(kept)), [int(c) for c in per]
 
 
 def partition_path(paths: ResolvedPaths, ds: DatasetRow, trade_date: dt.date) -> Path:
     return paths.canonical_dir / ds.canonical_table_name / f"trade_date={trade_date.isoformat()}" / PART_FILE
+
+
+def spreads_dir(paths: ResolvedPaths, ds: DatasetRow) -> Path:
+    """Excluded calendar-spread records, kept for exact counting (the leading `_` hides it from dataset readers)."""
+    return paths.canonical_dir / ds.canonical_table_name / EXCLUDED_SPREADS_DIR
+
+
+def spreads_path(paths: ResolvedPaths, ds: DatasetRow, trade_date: dt.date) -> Path:
+    return spreads_dir(paths, ds) / f"trade_date={trade_date.isoformat()}" / PART_FILE
 
 
 def _split_by_date(table: pa.Table) -> dict[dt.date, pa.Table]:
@@ -305,6 +395,23 @@ def _split_by_date(table: pa.Table) -> dict[dt.date, pa.Table]:
     return {
         pd.Timestamp(u).date(): table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i, u in enumerate(uniq)
     }
+
+
+def _spill_file(spill_dir: Path, kind: str, day: dt.date, k: int) -> Path:
+    return spill_dir / kind / day.isoformat() / f"{k:06d}.arrow"
+
+
+def _spill(spill_dir: Path, kind: str, k: int, table: pa.Table, index: dict[dt.date, list[int]]) -> None:
+    """Write one file's rows, split by trade date, to the private spill folder (lz4 Arrow IPC: fast both ways)."""
+    for day, piece in _split_by_date(table).items():
+        target = _spill_file(spill_dir, kind, day, k)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        feather.write_feather(piece, target, compression="lz4")
+        index.setdefault(day, []).append(k)
+
+
+def _unspill(spill_dir: Path, kind: str, day: dt.date, k: int) -> pa.Table:
+    return feather.read_table(_spill_file(spill_dir, kind, day, k), memory_map=False)
 
 
 # ---- the ingest --------------------------------------------------------------------------------------
@@ -328,14 +435,17 @@ def source_files(ds: DatasetRow, paths: ResolvedPaths, explicit: Sequence[Path] 
     return files
 
 
-def plan_ingest(ds: DatasetRow, files: Sequence[Path], reg: Registry) -> IngestPlan:
-    """Decode and check every not-yet-ingested file (nothing is written here)."""
+def plan_ingest(ds: DatasetRow, files: Sequence[Path], reg: Registry, spill_dir: Path) -> IngestPlan:
+    """Decode and check every not-yet-ingested file, one at a time, spilling its rows to `spill_dir`.
+
+    Nothing visible is written here; memory holds one file's records at a time, whatever the file count.
+    """
     known = {
         r["file_sha256"]
         for r in reg.query("SELECT file_sha256 FROM ingests WHERE dataset_id = ?", [ds.dataset_id])
     }
     prior_schema = reg.query("SELECT DISTINCT schema_name FROM ingests WHERE dataset_id = ?", [ds.dataset_id])
-    plan = IngestPlan(ds)
+    plan = IngestPlan(ds, spill_dir)
     schemas = {r["schema_name"] for r in prior_schema}
     seen: set[str] = set()
     for f in files:
@@ -345,6 +455,7 @@ def plan_ingest(ds: DatasetRow, files: Sequence[Path], reg: Registry) -> IngestP
             plan.skipped.append(f)
             continue
         dec = decode_dbn(f, blob)
+        del blob
         schemas.add(dec.schema)
         if len(schemas) > 1:
             raise UserError(
@@ -352,8 +463,31 @@ def plan_ingest(ds: DatasetRow, files: Sequence[Path], reg: Registry) -> IngestP
                 "keep one schema per dataset (make another DATASETS row for the other schema)"
             )
         seen.add(sha)
-        plan.files.append(dec)
-        plan.pieces.append(to_canonical(dec, ds.rth_start or "08:30", ds.rth_end or "15:00"))
+        piece = to_canonical(dec, ds.rth_start or "08:30", ds.rth_end or "15:00")
+        k = len(plan.files)
+        _spill(spill_dir, "trades", k, piece.table, plan.dates)
+        if piece.spreads is not None:
+            _spill(spill_dir, "spreads", k, piece.spreads, plan.spread_dates)
+        dates = piece.table.column("trade_date").to_numpy() if piece.table.num_rows else np.array([])
+        plan.files.append(
+            FileSummary(
+                path=dec.path,
+                sha256=dec.sha256,
+                schema=dec.schema,
+                version=dec.version,
+                stype_in=dec.stype_in,
+                rows=piece.table.num_rows,
+                first_date=pd.Timestamp(dates.min()).date() if len(dates) else None,
+                last_date=pd.Timestamp(dates.max()).date() if len(dates) else None,
+                columns=tuple(piece.table.schema.names),
+                n_spreads=piece.n_spreads,
+                n_outside_session=piece.n_outside_session,
+                n_unmapped=piece.n_unmapped,
+                n_bad_price=piece.n_bad_price,
+                spread_symbols=piece.spread_symbols,
+            )
+        )
+        del dec, piece
     return plan
 
 
@@ -364,6 +498,74 @@ def _version(previous: str | None, ingest_ids: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def _merge_day(
+    plan: IngestPlan, kind: str, day: dt.date, target: Path, paths: ResolvedPaths, new: list[int]
+) -> pa.Table:
+    """Existing partition + this run's pieces of one trade date -> written atomically; adds each file's new rows."""
+    ks = plan.dates[day] if kind == "trades" else plan.spread_dates[day]
+    pieces = [_unspill(plan.spill_dir, kind, day, k) for k in ks]
+    if target.exists():
+        pieces.insert(0, pq.read_table(target))
+    merged, counts = merge_counted(pieces)
+    for k, c in zip(ks, counts[len(counts) - len(ks) :], strict=True):
+        new[k] += c
+    atomic_write_parquet(merged, target, tmp_dir=paths.staging_dir)
+    return merged
+
+
+def _settle(attributed: list[int], total_new: int) -> list[int]:
+    """Per-file new counts whose sum is the registry-relative total.
+
+    Attribution compares with what is on disk; after a killed run the disk already holds rows that no
+    registry row counts, so the difference goes to the first file (never below zero).
+    """
+    out = list(attributed)
+    if out:
+        out[0] = max(0, out[0] + total_new - sum(out))
+    return out
+
+
+def _ingest_record(
+    ds: DatasetRow,
+    f: FileSummary,
+    ingest_id: str,
+    raw: Path,
+    new_trades: int,
+    new_spreads: int,
+    config_hash: str,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> IngestRecord:
+    """The registry row of one DBN file (the one place it is built)."""
+    return IngestRecord(
+        ingest_id=ingest_id,
+        dataset_id=ds.dataset_id,
+        source_path=str(f.path),
+        raw_path=str(raw),
+        file_sha256=f.sha256,
+        source_kind="dbn",
+        schema_name=f.schema,
+        dbn_version=f.version,
+        rows=f.rows,
+        first_date=f.first_date,
+        last_date=f.last_date,
+        columns=f.columns,
+        n_excluded_spreads=new_spreads,  # distinct spread records first seen in this file: sums count each once
+        n_outside_session=f.n_outside_session,
+        details={
+            "unmapped": f.n_unmapped,
+            "bad_price": f.n_bad_price,
+            "spread_symbols": list(f.spread_symbols),
+            "spreads_read": f.n_spreads,
+            "new_trades": new_trades,
+            "stype_in": f.stype_in,
+        },
+        config_hash=config_hash,
+        started_at=started,
+        finished_at=finished,
+    )
+
+
 def ingest_plan(
     plan: IngestPlan,
     paths: ResolvedPaths,
@@ -371,7 +573,7 @@ def ingest_plan(
     now: dt.datetime | None = None,
     config_hash: str = "",
 ) -> list[IngestResult]:
-    """Write partitions, raw copies, then the registry rows (last)."""
+    """Write partitions one trade date at a time, then raw copies, then the registry rows (last)."""
     ds = plan.dataset
     now = now or dt.datetime.now(dt.UTC)
     results = [IngestResult(ds.dataset_id, None, str(p), "unchanged") for p in plan.skipped]
@@ -379,28 +581,24 @@ def ingest_plan(
         return results
     tdir = paths.canonical_dir / ds.canonical_table_name
     clean_stale_temp(tdir)
-    ingest_ids = [f"{ds.dataset_id}-{now:%Y%m%dT%H%M%S%f}-{d.sha256[:8]}" for d in plan.files]
-    by_date: dict[dt.date, list[tuple[int, pa.Table]]] = defaultdict(list)
-    for k, piece in enumerate(plan.pieces):
-        for day, tbl in _split_by_date(piece.table).items():
-            by_date[day].append((k, tbl))
+    ingest_ids = [f"{ds.dataset_id}-{now:%Y%m%dT%H%M%S%f}-{f.sha256[:8]}" for f in plan.files]
     prev = {
         r["part_date"]: r
         for r in reg.query(
-            "SELECT part_date, version, ingest_ids FROM partitions WHERE dataset_id = ?", [ds.dataset_id]
+            "SELECT part_date, version, rows, ingest_ids FROM partitions WHERE dataset_id = ?",
+            [ds.dataset_id],
         )
     }
     part_rows, cov_rows = [], []
     finished = utcnow()
-    for day in sorted(by_date):
-        pieces = [t for _, t in by_date[day]]
-        target = partition_path(paths, ds, day)
-        if target.exists():
-            pieces.insert(0, pq.read_table(target))
-        merged = merge_trades(pieces)
-        atomic_write_parquet(merged, target, tmp_dir=paths.staging_dir)
-        ids_here = sorted({ingest_ids[k] for k, _ in by_date[day]})
+    new_trades = [0] * len(plan.files)
+    new_spreads = [0] * len(plan.files)
+    total_new_trades = 0
+    for day in sorted(plan.dates):
+        merged = _merge_day(plan, "trades", day, partition_path(paths, ds, day), paths, new_trades)
+        ids_here = sorted({ingest_ids[k] for k in plan.dates[day]})
         old = prev.get(day)
+        total_new_trades += merged.num_rows - (int(old["rows"] or 0) if old else 0)
         all_ids = sorted(set(json.loads(old["ingest_ids"]) if old else []) | set(ids_here))
         part_rows.append(
             {
@@ -433,73 +631,73 @@ def ingest_plan(
             }
             for s, r in vol.iterrows()
         )
+        del merged
+    for day in sorted(plan.spread_dates):
+        _merge_day(plan, "spreads", day, spreads_path(paths, ds, day), paths, new_spreads)
+    new_trades = _settle(new_trades, total_new_trades)
+    new_spreads = _settle(new_spreads, _spread_total(paths, ds) - _registered_spreads(reg, ds))
     raw_paths = []
-    for dec in plan.files:
-        raw = paths.raw_dir / "by_hash" / dec.sha256[:2] / f"{dec.sha256}{''.join(dec.path.suffixes)}"
+    for f in plan.files:
+        raw = paths.raw_dir / "by_hash" / f.sha256[:2] / f"{f.sha256}{''.join(f.path.suffixes)}"
         if not raw.exists():
-            atomic_copy(dec.path, raw, tmp_dir=paths.staging_dir)
+            atomic_copy(f.path, raw, tmp_dir=paths.staging_dir)
         raw_paths.append(raw)
     roll_rows = _roll_rows(ds, reg, cov_rows, finished)
+    records = [
+        _ingest_record(ds, f, iid, raw, nt, ns, config_hash, now.replace(tzinfo=None), finished)
+        for f, iid, raw, nt, ns in zip(
+            plan.files, ingest_ids, raw_paths, new_trades, new_spreads, strict=True
+        )
+    ]
     with reg.transaction() as con:  # registry rows last
         con.execute(
             "DELETE FROM coverage WHERE dataset_id = ? AND date IN (SELECT unnest(?::DATE[]))",
-            [ds.dataset_id, sorted(by_date)],
+            [ds.dataset_id, sorted(plan.dates)],
         )
         insert_rows(con, "coverage", cov_rows)
         upsert_rows(con, "partitions", ("dataset_id", "part_date"), part_rows)
         con.execute("DELETE FROM roll_schedule WHERE dataset_id = ?", [ds.dataset_id])
         insert_rows(con, "roll_schedule", roll_rows)
-        record_dataset(con, ds, list(plan.pieces[0].table.schema.names), config_hash, finished)
-        rows = []
-        for dec, piece, iid, raw in zip(plan.files, plan.pieces, ingest_ids, raw_paths, strict=True):
-            dates = piece.table.column("trade_date").to_numpy() if piece.table.num_rows else np.array([])
-            rows.append(
-                IngestRecord(
-                    ingest_id=iid,
-                    dataset_id=ds.dataset_id,
-                    source_path=str(dec.path),
-                    raw_path=str(raw),
-                    file_sha256=dec.sha256,
-                    source_kind="dbn",
-                    schema_name=dec.schema,
-                    dbn_version=dec.version,
-                    rows=piece.table.num_rows,
-                    first_date=pd.Timestamp(dates.min()).date() if len(dates) else None,
-                    last_date=pd.Timestamp(dates.max()).date() if len(dates) else None,
-                    columns=tuple(piece.table.schema.names),
-                    n_excluded_spreads=piece.n_spreads,
-                    n_outside_session=piece.n_outside_session,
-                    details={
-                        "unmapped": piece.n_unmapped,
-                        "bad_price": piece.n_bad_price,
-                        "spread_symbols": list(piece.spread_symbols),
-                        "stype_in": dec.stype_in,
-                    },
-                    config_hash=config_hash,
-                    started_at=now.replace(tzinfo=None),
-                    finished_at=finished,
-                )
-            )
-        record_ingests(con, rows)
-    for dec, piece, iid, row in zip(plan.files, plan.pieces, ingest_ids, rows, strict=True):
+        record_dataset(con, ds, list(plan.files[0].columns), config_hash, finished)
+        record_ingests(con, records)
+    for f, rec in zip(plan.files, records, strict=True):
         results.append(
             IngestResult(
                 ds.dataset_id,
-                iid,
-                str(dec.path),
+                rec.ingest_id,
+                str(f.path),
                 "ingested",
-                piece.table.num_rows,
-                row.first_date,
-                row.last_date,
+                f.rows,
+                f.first_date,
+                f.last_date,
                 {
-                    "spreads": piece.n_spreads,
-                    "outside_session": piece.n_outside_session,
-                    "schema": dec.schema,
-                    "dbn_version": dec.version,
+                    "spreads": f.n_spreads,
+                    "new_spreads": rec.n_excluded_spreads,
+                    "new_trades": rec.details["new_trades"],
+                    "outside_session": f.n_outside_session,
+                    "schema": f.schema,
+                    "dbn_version": f.version,
                 },
             )
         )
     return results
+
+
+def _spread_total(paths: ResolvedPaths, ds: DatasetRow) -> int:
+    """Distinct excluded spread records on disk (parquet footers only: cheap even at years of dates)."""
+    root = spreads_dir(paths, ds)
+    return (
+        sum(pq.read_metadata(p).num_rows for p in root.glob(f"trade_date=*/{PART_FILE}"))
+        if root.exists()
+        else 0
+    )
+
+
+def _registered_spreads(reg: Registry, ds: DatasetRow) -> int:
+    rows = reg.query(
+        "SELECT coalesce(sum(n_excluded_spreads), 0) n FROM ingests WHERE dataset_id = ?", [ds.dataset_id]
+    )
+    return int(rows[0]["n"]) if rows else 0
 
 
 def _roll_rows(
@@ -548,11 +746,21 @@ def ingest_databento(
     files: Sequence[Path] | None = None,
     config_hash: str = "",
 ) -> list[IngestResult]:
-    plan = plan_ingest(ds, source_files(ds, paths, files), reg)
-    return ingest_plan(plan, paths, reg, config_hash=config_hash)
+    """Plan (decode, check, spill) then write; the spill folder is removed however the run ends."""
+    sources = source_files(ds, paths, files)
+    paths.staging_dir.mkdir(parents=True, exist_ok=True)
+    for stale in paths.staging_dir.glob(f"{SPILL_PREFIX}{ds.dataset_id}-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    spill = paths.staging_dir / f"{SPILL_PREFIX}{ds.dataset_id}-{uuid.uuid4().hex}"
+    try:
+        plan = plan_ingest(ds, sources, reg, spill)
+        return ingest_plan(plan, paths, reg, config_hash=config_hash)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def describe(results: Sequence[IngestResult]) -> str:
+    """One line for the CLI: files, trades read vs new (the rest were already present), spreads, outside."""
     done = [r for r in results if r.status == "ingested"]
     same = [r for r in results if r.status == "unchanged"]
     if not results:
@@ -561,14 +769,18 @@ def describe(results: Sequence[IngestResult]) -> str:
     if not done:
         return f"{ds}: unchanged ({len(same)} files already ingested)"
     rows = sum(r.rows for r in done)
+    new = sum(r.details.get("new_trades", 0) for r in done)
     spreads = sum(r.details.get("spreads", 0) for r in done)
+    new_spreads = sum(r.details.get("new_spreads", 0) for r in done)
     outside = sum(r.details.get("outside_session", 0) for r in done)
-    first = min(r.first_date for r in done if r.first_date)
-    last = max(r.last_date for r in done if r.last_date)
+    dates = [r.first_date for r in done if r.first_date] + [r.last_date for r in done if r.last_date]
+    span = f"trade dates {min(dates)}..{max(dates)}" if dates else "no trade dates"
     text = (
-        f"{ds}: ingested {len(done)} files ({len(same)} unchanged), {rows:,} trades, trade dates "
-        f"{first}..{last}; excluded {spreads:,} calendar-spread records"
+        f"{ds}: ingested {len(done)} files ({len(same)} unchanged): {rows:,} trades read, {new:,} new, "
+        f"{rows - new:,} already present; {span}; excluded {spreads:,} calendar-spread records"
     )
+    if spreads != new_spreads:
+        text += f" ({new_spreads:,} not seen before)"
     if outside:
         text += f"; {outside:,} trades outside the CME session windows (kept, flagged in the registry)"
     return text
