@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,60 @@ KEY_ENV = "DATABENTO_API_KEY"
 
 def _cell(ds: DatasetRow, column: str) -> str:
     return f"DATASETS!{get_column_letter(BY_NAME['DATASETS'].headers.index(column) + 1)}{ds.row}"
+
+
+def _network_failure(exc: BaseException) -> bool:
+    """True when Databento could not be reached at all (DNS, refused connection, proxy, timeout).
+
+    Walks the cause chain: requests wraps urllib3, which wraps socket errors such as socket.gaierror.
+    """
+    import requests
+
+    net = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, socket.gaierror)
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, net):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def api_error(ds: DatasetRow, step: str, exc: BaseException, key: str) -> UserError:
+    """A Databento failure as a UserError that says which kind it is and the fix for that kind.
+
+    Unreachable (network) vs refused (HTTP 4xx: the key or the request) vs failing (HTTP 5xx) need different
+    fixes; the key is never echoed.
+    """
+    from databento.common.error import BentoClientError, BentoServerError
+
+    text = (str(exc) or type(exc).__name__).replace(key, "***") if key else str(exc) or type(exc).__name__
+    request_cell = _cell(ds, "api_request_json")
+    if _network_failure(exc):
+        return UserError(
+            f"{ds.dataset_id}: cannot reach Databento for the {step} ({type(exc).__name__}: {text}); "
+            "check the network connection and any proxy (HTTPS_PROXY), then run the command again"
+        )
+    if isinstance(exc, BentoClientError):
+        status = getattr(exc, "http_status", None)
+        if status in (401, 403):
+            return UserError(
+                f"{ds.dataset_id}: Databento refused the {step}: the API key was not accepted (HTTP {status}: "
+                f"{text}); set {KEY_ENV} to a valid key from databento.com (Portal -> API keys)"
+            )
+        return UserError(
+            f"{ds.dataset_id}: Databento refused the {step} (HTTP {status}: {text}); fix the request in "
+            f"{request_cell} (dataset, symbols, schema, start, end, stype_in) and export the workbook again"
+        )
+    if isinstance(exc, BentoServerError):
+        return UserError(
+            f"{ds.dataset_id}: Databento failed on the {step} (HTTP {getattr(exc, 'http_status', '5xx')}: "
+            f"{text}); this is on Databento's side: try again later"
+        )
+    return UserError(
+        f"{ds.dataset_id}: the Databento {step} failed ({type(exc).__name__}: {text}); check {request_cell}"
+    )
 
 
 def request_of(ds: DatasetRow) -> dict[str, Any]:
@@ -66,9 +121,7 @@ def download_for_dataset(
     try:
         cost = float(client.metadata.get_cost(**args))
     except Exception as exc:
-        raise UserError(
-            f"{ds.dataset_id}: Databento refused the cost query: {exc}; check {_cell(ds, 'api_request_json')}"
-        ) from None
+        raise api_error(ds, "cost query", exc, key) from None
     cap = ds.api_cost_cap_usd
     if cap is None or cost > cap:
         raise UserError(
@@ -79,7 +132,10 @@ def download_for_dataset(
     tmp = paths.staging_dir / f".tmp-{rid}-{os.getpid()}.dbn.zst"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        client.timeseries.get_range(**args, path=str(tmp))
+        try:
+            client.timeseries.get_range(**args, path=str(tmp))
+        except Exception as exc:
+            raise api_error(ds, "download", exc, key) from None
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
     finally:

@@ -216,6 +216,9 @@ def test_trade_dates_and_rth_at_calendar_edges(env, tmp_path: Path) -> None:
 # ---- synthetic days: spreads, coverage, roll ----------------------------------------------------------
 
 
+SYNTH_TRADE_DATES = [dt.date(2018, 12, d) for d in (6, 7, 10, 11, 12, 13, 14, 17)]
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("synth")
@@ -245,12 +248,13 @@ def test_synthetic_ingest_against_raw_records(env, synth: list[Path]) -> None:
     np.testing.assert_array_equal(got["size"].to_numpy(), keep["size"][order])
     side = np.select([keep["side"] == b"B", keep["side"] == b"A"], [1, -1], 0)[order]
     np.testing.assert_array_equal(got["side"].to_numpy(), side)
-    # independent trade-date rule: Chicago time + 7h, rolled forward past non-trade dates
+    # independent trade-date rule: Chicago time + 7h, rolled forward past non-trade dates of a hand-worked
+    # calendar (the 8 CME trade dates from Thu 2018-12-06: no holiday in the window, weekends skipped)
     local = pd.to_datetime(got["ts_event"].astype("int64"), utc=True).dt.tz_convert(CT)
     naive = (local + pd.Timedelta(hours=7)).dt.date
-    trade_dates = sorted(set(got["trade_date"]))
-    rolled = [next(d for d in trade_dates if d >= x) for x in naive]
+    rolled = [next(d for d in SYNTH_TRADE_DATES if d >= x) for x in naive]
     assert rolled == got["trade_date"].tolist()
+    assert sorted(set(got["trade_date"])) == SYNTH_TRADE_DATES
     # coverage rows per (date, symbol) equal a groupby of the canonical rows
     cov = pd.DataFrame(reg.query("SELECT date, symbol, rows, volume FROM coverage WHERE dataset_id='ES'"))
     ref = df.groupby(["trade_date", "symbol"])["size"].agg(["count", "sum"]).reset_index()
@@ -296,6 +300,65 @@ def test_reingest_is_a_no_op_and_overlap_is_deduplicated(env, synth: list[Path],
     after = canonical(paths)
     assert len(after) == len(before)
     pd.testing.assert_frame_equal(after.reset_index(drop=True), before.reset_index(drop=True))
+
+
+def _non_spread_and_spread(f: Path) -> tuple[int, int]:
+    """Independent counts of one file: outright records and calendar-spread records (client's own symbols)."""
+    sym = db.DBNStore.from_file(f).to_df(map_symbols=True)["symbol"].to_numpy()
+    spread = np.array(["-" in s for s in sym], dtype=bool)
+    return int((~spread).sum()), int(spread.sum())
+
+
+def test_redelivered_trades_count_as_already_present_and_spreads_count_once(
+    env, cli, synth: list[Path], tmp_path: Path
+) -> None:
+    from runtime.ingest.databento import describe
+    from runtime.status import collect_status
+
+    snap, paths, reg = env
+    counts = [_non_spread_and_spread(f) for f in synth]
+    assert sum(c[1] for c in counts) > 0 and counts[2][1] > 0, "the fixture must contain spread records"
+    first = ingest_databento(snap.dataset("ES"), paths, reg, files=synth[:3])
+    n_read = sum(c[0] for c in counts[:3])
+    assert describe(first).count(f"{n_read:,} trades read, {n_read:,} new, 0 already present") == 1
+    # a spread record is counted once even though its trade date spans two UTC-day files
+    es = {d.dataset_id: d for d in collect_status(snap, paths, reg).datasets}["ES"]
+    assert es.excluded_spreads == sum(c[1] for c in counts[:3])
+
+    import zstandard
+
+    redelivered = tmp_path / "redelivery.dbn"  # the same records as synth[2], other bytes (not compressed)
+    redelivered.write_bytes(
+        zstandard.ZstdDecompressor().decompress(synth[2].read_bytes(), max_output_size=1 << 30)
+    )
+    r = cli(
+        ["ingest", "databento", "--dataset", "ES", "--file", str(redelivered), "--file", str(synth[3])],
+        cwd=snap.project_root,
+    )
+    assert r.code == 0, r.err
+    n2, n3 = counts[2][0], counts[3][0]
+    assert f"{n2 + n3:,} trades read, {n3:,} new, {n2:,} already present" in r.out, r.out
+    status = {d.dataset_id: d for d in collect_status(snap, paths, reg).datasets}["ES"]
+    assert status.excluded_spreads == sum(c[1] for c in counts[:4])  # synth[2]'s spreads not counted twice
+    assert status.rows == len(canonical(paths)) == sum(c[0] for c in counts[:4])
+    # and again with nothing new at all: the message says so, the count does not move
+    again = tmp_path / "again.dbn"
+    again.write_bytes(redelivered.read_bytes())  # same bytes under another name: unchanged by hash
+    r2 = cli(["ingest", "databento", "--dataset", "ES", "--file", str(again)], cwd=snap.project_root)
+    assert r2.code == 0 and "unchanged (1 files already ingested)" in r2.out, r2.out
+
+
+def test_unreadable_bytes_name_the_file_not_a_buffer(env, cli, tmp_path: Path) -> None:
+    snap, paths, reg = env
+    bad = tmp_path / "glbx-mdp3-20240102.trades.dbn"
+    bad.write_bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    r = cli(["ingest", "databento", "--dataset", "ES", "--file", str(bad)], cwd=snap.project_root)
+    assert r.code == 1 and "Traceback" not in r.err
+    assert f"{bad}: not a readable DBN file" in r.err and "object at 0x" not in r.err, r.err
+    assert bad.name in r.err.split("not a readable DBN file", 1)[1]  # the client's own words name it too
+    assert not list(paths.canonical_dir.rglob("*.parquet"))
+    assert not [p for p in paths.staging_dir.rglob("*") if p.is_file()]
+    assert reg.query("SELECT count(*) n FROM ingests")[0]["n"] == 0
 
 
 # ---- kill -9 mid-ingest --------------------------------------------------------------------------------
@@ -443,3 +506,114 @@ def test_trades_before_the_modelled_calendar_are_a_clear_error(env, tmp_path: Pa
     with pytest.raises(UserError, match=r"old\.dbn: cannot assign CME trade dates"):
         ingest_databento(snap.dataset("ES"), paths, reg, files=[f])
     assert not list(paths.canonical_dir.rglob("*.parquet"))
+
+
+class FailingHistorical(FakeHistorical):
+    """The remote service failing in one step (cost query or download) with a given exception."""
+
+    def __init__(self, key: str, payload: bytes, cost: float, fail: str, exc: BaseException):
+        super().__init__(key, payload, cost)
+        target = self.metadata if fail == "cost" else self.timeseries
+        name = "get_cost" if fail == "cost" else "get_range"
+
+        def boom(*_a, **_kw):
+            raise exc
+
+        setattr(target, name, boom)
+
+
+def _request_cell(snap, ds) -> str:
+    """DATASETS cell of api_request_json, read from the exported workbook's header row (independently)."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    ws = openpyxl.load_workbook(snap.project_root / "config" / "run_config.xlsx", read_only=True)["DATASETS"]
+    header = [c.value for c in next(ws.iter_rows(min_row=1, max_row=1))]
+    return f"DATASETS!{get_column_letter(header.index('api_request_json') + 1)}{ds.row}"
+
+
+def _dns_failure() -> BaseException:
+    """What requests raises when the name does not resolve (a ConnectionError caused by socket.gaierror)."""
+    import socket
+
+    import requests
+
+    try:
+        try:
+            raise socket.gaierror(-3, "Temporary failure in name resolution")
+        except socket.gaierror as inner:
+            raise requests.exceptions.ConnectionError(
+                "HTTPSConnectionPool(host='hist.databento.com', port=443): Max retries exceeded"
+            ) from inner
+    except requests.exceptions.ConnectionError as exc:
+        return exc
+
+
+def _wrapped_gaierror() -> BaseException:
+    """A DNS failure seen only through the cause chain (some other library's wrapper around gaierror)."""
+    import socket
+
+    try:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except socket.gaierror as inner:
+            raise RuntimeError("request failed") from inner
+    except RuntimeError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("fail", "exc_factory", "must", "must_not"),
+    [
+        ("cost", _dns_failure, ["cannot reach Databento for the cost query", "proxy"], ["refused"]),
+        ("cost", _wrapped_gaierror, ["cannot reach Databento for the cost query"], ["refused"]),
+        (
+            "cost",
+            lambda: __import__("requests").exceptions.ConnectTimeout("connect timeout=10"),
+            ["cannot reach Databento", "connection"],
+            ["refused"],
+        ),
+        (
+            "cost",
+            lambda: db.BentoClientError(401, message="Authentication failed."),
+            ["refused the cost query", "API key was not accepted", "DATABENTO_API_KEY"],
+            ["cannot reach"],
+        ),
+        (
+            "cost",
+            lambda: db.BentoClientError(422, message="symbol 'ESX4' did not resolve"),
+            ["refused the cost query", "HTTP 422", "REQUEST_CELL"],
+            ["cannot reach", "API key"],
+        ),
+        (
+            "cost",
+            lambda: db.BentoServerError(503, message="Service unavailable"),
+            ["Databento's side", "try again later"],
+            ["refused", "cannot reach"],
+        ),
+        ("download", _dns_failure, ["cannot reach Databento for the download"], ["refused"]),
+    ],
+)
+def test_api_network_failure_is_not_a_refusal(env, fail, exc_factory, must, must_not) -> None:
+    snap, paths, _ = env
+    ds = _api_dataset(snap)
+    key = "db-SECRETKEYabcdefghijklmnopqrs"
+    payload = (SAMPLES / "GLBX_test_data.trades.dbn.zst").read_bytes()
+    exc = exc_factory()
+    with pytest.raises(UserError) as ei:
+        download_for_dataset(
+            ds,
+            paths,
+            client_factory=lambda k: FailingHistorical(k, payload, 1.0, fail, exc),
+            env={"DATABENTO_API_KEY": key},
+            say=lambda _m: None,
+        )
+    msg = str(ei.value)
+    cell = _request_cell(snap, ds)
+    for m in must:
+        assert m.replace("REQUEST_CELL", cell) in msg, msg
+    for m in must_not:
+        assert m not in msg, msg
+    assert key not in msg
+    assert not list(paths.raw_dir.rglob("*.dbn.zst"))  # nothing downloaded, nothing half-written
+    assert not [p for p in paths.staging_dir.rglob("*") if p.is_file()]
