@@ -49,7 +49,7 @@ class ConfigValidationError(UserError):
     """All problems found in a workbook, reported at once."""
 
     def __init__(self, errors: list[CellError]):
-        self.errors = sorted(errors)
+        self.errors = list(errors)  # in the validator's order: root causes first, then by sheet and cell
         super().__init__("\n".join(e.render() for e in self.errors))
 
 

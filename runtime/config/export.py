@@ -8,40 +8,24 @@ on any machine, and a re-export of it writes nothing new.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.config.expressions import check_expressions
+from runtime.config.names import FORMAT, _enc, canonical_json, content_hash  # noqa: F401 (re-exported)
 from runtime.config.reader import read_workbook
 from runtime.config.validate import Ctx, Rows, validate_workbook
 from runtime.contracts import ConfigValidationError, UserError
 from runtime.storage.atomic import atomic_write_text, sha256_file
 from runtime.storage.paths import resolve_paths
 
-FORMAT = "backtest-config/1"
-
 
 def project_root_of(workbook: Path) -> Path:
     """The folder that holds config/ (CODE_ROOT '.' resolves here)."""
     wb = Path(workbook).resolve()
     return wb.parent.parent if wb.parent.name == "config" else wb.parent
-
-
-def _enc(v: Any) -> Any:
-    if isinstance(v, dt.date | dt.datetime):
-        return v.isoformat()
-    raise TypeError(f"not JSON-able: {type(v).__name__}")
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_enc)
-
-
-def content_hash(sheets: Rows, expressions: dict[str, Any]) -> str:
-    payload = canonical_json({"format": FORMAT, "sheets": sheets, "expressions": expressions})
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,8 +39,6 @@ class ExportResult:
 
 def check_workbook(workbook: Path, profile: str | None = None) -> tuple[Rows, dict[str, Any]]:
     """Validate everything; raises ConfigValidationError with ALL errors; returns rows + expression info."""
-    from runtime.config.expressions import check_expressions  # DSL stage, last
-
     raw = read_workbook(workbook)
     ctx = Ctx(project_root=project_root_of(workbook), profile=profile)
     expressions: dict[str, Any] = {}

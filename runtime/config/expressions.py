@@ -5,59 +5,79 @@ DATASETS availability lag; FEATURE_LIBRARY / ENGINEERED_FEATURES / GATES rows be
 strategy's signal (its template with {primary}/{secondary} filled and $params bound), gate_expr and
 scaling_expr are checked as *decisions* for the execution timing of every backtest that runs it.
 
-Works on validated dict rows (export time) and on a loaded ConfigSnapshot's typed rows alike.
+Works on validated dict rows (export time) and on a loaded ConfigSnapshot's typed rows alike. Rows whose
+id failed validation (blank, a space, an emoji) never reach the catalog: their cell error is the report.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openpyxl.utils import get_column_letter
-
+from runtime.config.columns import check_source_columns, explain_column, source_columns
+from runtime.config.names import cell_of as _cell_of
+from runtime.config.names import get
 from runtime.config.schema import BY_NAME
 from runtime.contracts import CellError
-from runtime.derive.layout import BARS_SCHEMA, CVD_SCHEMA
 
-#: columns of the derived 1-minute tables an intraday dataset exposes to expressions (bars + delta/cvd)
-BAR_COLUMNS = tuple(
-    f.name
-    for schema in (BARS_SCHEMA, CVD_SCHEMA)
-    for f in schema
-    if f.name not in ("session", "trade_date", "ts", "symbol")
+Sheets = Mapping[str, Sequence[Any]]
+
+#: columns of the derived 1-minute tables an intraday dataset exposes to expressions (bars + delta/cvd);
+#: runtime/derive/layout.py owns the tables, a test keeps this list equal to them (config never imports derive)
+BAR_COLUMNS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "buy_volume",
+    "sell_volume",
+    "n_trades",
+    "vwap",
+    "delta",
+    "cvd",
 )
 _DOTTED = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b")
-
-
-def get(row: Any, header: str) -> Any:
-    """A cell value by header, from a dict row (validation) or a typed row (snapshot)."""
-    if isinstance(row, Mapping):
-        return row.get(header)
-    from runtime.config.loader import py_name
-
-    v = getattr(row, py_name(header))
-    if isinstance(v, Mapping):
-        return dict(v)
-    if isinstance(v, tuple):
-        return list(v)
-    return v
-
-
-def _rownum(row: Any) -> int:
-    return int(row["_row"]) if isinstance(row, Mapping) else int(row.row)
+PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+#: sheet -> (id column, expression column, role) of the rows that become named features
+FEATURE_SHEETS = {
+    "FEATURE_LIBRARY": ("feature_id", "transform", "feature"),
+    "ENGINEERED_FEATURES": ("eng_feature_id", "combine_transform", "engineered"),
+    "GATES": ("gate_id", "expression", "gate"),
+}
+EXPRESSION_CELLS = (
+    ("FEATURE_LIBRARY", "transform"),
+    ("ENGINEERED_FEATURES", "combine_transform"),
+    ("GATES", "expression"),
+    ("SIGNAL_TEMPLATES", "signal_expr"),
+    ("STRATEGIES", "gate_expr"),
+    ("STRATEGIES", "scaling_expr"),
+)
 
 
 def cell_of(sheet: str, row: Any, header: str) -> str:
-    return f"{get_column_letter(BY_NAME[sheet].headers.index(header) + 1)}{_rownum(row)}"
+    return _cell_of(BY_NAME[sheet].headers, row, header)
 
 
 def origin(sheet: str, row: Any, header: str):
     import dsl
 
     return dsl.Origin(sheet, cell_of(sheet, row, header), header)
+
+
+def keyed(sheets: Sheets, sheet: str) -> dict[str, Any]:
+    """Rows of a sheet by their id; rows whose id is blank or invalid are left out (already reported)."""
+    key = BY_NAME[sheet].key
+    out: dict[str, Any] = {}
+    for r in sheets.get(sheet, []):
+        k = get(r, key) if key else None
+        if isinstance(k, str) and k:
+            out.setdefault(k, r)
+    return out
 
 
 @dataclass(frozen=True)
@@ -68,166 +88,178 @@ class CatalogBuild:
     columns: Mapping[str, frozenset[str] | None]
 
 
-def source_columns(ds: Any, data_root: Path | None) -> frozenset[str] | None:
-    """Series columns of a daily dataset from its source file's header row (None if the file is absent)."""
-    from runtime.ingest.daily import canonical_name, resolve_source_path, split_source
+@dataclass(frozen=True)
+class Availability:
+    """When a dataset's values are known, and the cell(s) that say so (named in lookahead messages)."""
 
-    if data_root is None or get(ds, "source_type") != "xlsx":
-        return None
-    spec, sheet = split_source(get(ds, "source_path_or_id") or "")
-    path = resolve_source_path(spec, data_root)
-    if not path.exists():
-        return None
-    try:
-        import openpyxl
-
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        try:
-            ws = wb[sheet] if sheet and sheet in wb.sheetnames else wb.worksheets[0]
-            want = (get(ds, "date_col") or "Date").strip().lower()
-            for r in ws.iter_rows(max_row=30, values_only=True):
-                cells = [str(c).strip() for c in r if c is not None]
-                if any(c.lower() == want for c in cells):
-                    return frozenset(
-                        canonical_name(c) for c in cells if c.lower() != want and canonical_name(c)
-                    )
-        finally:
-            wb.close()
-    except Exception:  # unreadable here: the ingest reports it precisely
-        return None
-    return None
+    lag: int
+    origin: Any  # dsl.Origin
+    source: str  # human wording of the source, for workbook messages
 
 
-def build_catalog(sheets: Mapping[str, Sequence[Any]], data_root: Path | None = None) -> CatalogBuild:
+def dataset_availability(d: Any) -> Availability:
+    """A dataset's availability lag and where it comes from.
+
+    Daily series: the default_availability_lag_days cell (known_time_rule only bounds it). Intraday trades:
+    a 1-minute bar is known at its end, i.e. one bar later; a lag cell above 1 makes it later still.
+    """
     import dsl
 
-    datasets = {get(d, "dataset_id"): d for d in sheets.get("DATASETS", [])}
-    texts = [
-        get(r, c) or ""
-        for s, c in (
-            ("FEATURE_LIBRARY", "transform"),
-            ("ENGINEERED_FEATURES", "combine_transform"),
-            ("GATES", "expression"),
-            ("SIGNAL_TEMPLATES", "signal_expr"),
-            ("STRATEGIES", "gate_expr"),
-            ("STRATEGIES", "scaling_expr"),
-        )
-        for r in sheets.get(s, [])
-    ]
-    referenced: dict[str, set[str]] = {}
-    for t in texts:
-        for a, b in _DOTTED.findall(t):
-            referenced.setdefault(a, set()).add(b)
+    lag = int(get(d, "default_availability_lag_days") or 0)
+    rule = get(d, "known_time_rule") or "at_close"
+    lag_cell = f"DATASETS!{cell_of('DATASETS', d, 'default_availability_lag_days')}"
+    if get(d, "dataset_type") == "intraday_trades" and lag <= 1:
+        type_cell = f"DATASETS!{cell_of('DATASETS', d, 'dataset_type')}"
+        text = f"{type_cell} ({get(d, 'dataset_id')} is intraday_trades: a 1-minute bar is known at its end)"
+        return Availability(1, dsl.Origin(None, None, text), text)
+    text = f"{lag_cell} (default_availability_lag_days {lag}, known_time_rule {rule})"
+    o = dsl.Origin(
+        "DATASETS", cell_of("DATASETS", d, "default_availability_lag_days"), "default_availability_lag_days"
+    )
+    return Availability(lag, o, text)
+
+
+def _referenced(sheets: Sheets) -> dict[str, set[str]]:
+    """dataset -> columns named as DATASET.col in any expression cell."""
+    out: dict[str, set[str]] = {}
+    for s, c in EXPRESSION_CELLS:
+        for r in sheets.get(s, []):
+            for a, b in _DOTTED.findall(get(r, c) or ""):
+                out.setdefault(a, set()).add(b)
+    return out
+
+
+def _declared_columns(sheets: Sheets, did: str, referenced: set[str]) -> set[str]:
+    """Columns the workbook names for a dataset whose source file is not there yet."""
+    cols = {get(f, "input_col") for f in sheets.get("FEATURE_LIBRARY", []) if get(f, "dataset_id") == did}
+    for inst in sheets.get("INSTRUMENTS", []):
+        if get(inst, "prices_dataset_id") == did:
+            cols |= {get(inst, c) for c in ("open_col", "high_col", "low_col", "close_col")}
+    return {c for c in cols | referenced if isinstance(c, str) and c}
+
+
+def _dataset_columns(sheets: Sheets, data_root: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Catalog leaves of every dataset column, and the known column set of each dataset."""
+    import dsl
+
+    referenced = _referenced(sheets)
     known: dict[str, frozenset[str] | None] = {}
     cols: dict[str, Any] = {}
-    for did, d in datasets.items():
+    for did, d in keyed(sheets, "DATASETS").items():
         intraday = get(d, "dataset_type") == "intraday_trades"
-        lag = int(get(d, "default_availability_lag_days") or 0)
-        o = dsl.Origin(
-            "DATASETS",
-            cell_of("DATASETS", d, "default_availability_lag_days"),
-            "default_availability_lag_days",
-        )
-        if intraday:
-            names: frozenset[str] | None = frozenset(BAR_COLUMNS)
-            lag = max(lag, 1)  # a 1-minute bar's values are known at the bar's end
-            freq = dsl.Frequency.MINUTE
-        else:
-            names = source_columns(d, data_root)
-            freq = dsl.Frequency.DAILY
+        names = frozenset(BAR_COLUMNS) if intraday else source_columns(d, data_root)
         known[did] = names
-        declared = set(names) if names is not None else set()
-        if names is None:  # file not there yet: accept the columns the workbook names
-            declared |= {
-                get(f, "input_col") for f in sheets.get("FEATURE_LIBRARY", []) if get(f, "dataset_id") == did
-            }
-            for inst in sheets.get("INSTRUMENTS", []):
-                if get(inst, "prices_dataset_id") == did:
-                    declared |= {get(inst, c) for c in ("open_col", "high_col", "low_col", "close_col")}
-            declared |= referenced.get(did, set())
-        for c in sorted(x for x in declared if x):
+        declared = (
+            set(names) if names is not None else _declared_columns(sheets, did, referenced.get(did, set()))
+        )
+        av = dataset_availability(d)
+        for c in sorted(declared):
             cols[f"{did}.{c}"] = dsl.ColumnDef(
                 name=f"{did}.{c}",
                 dataset_id=did,
                 column=c,
                 kind=dsl.Kind.FLOAT,
-                frequency=freq,
-                availability_lag=lag,
-                availability_origin=o,
+                frequency=dsl.Frequency.MINUTE if intraday else dsl.Frequency.DAILY,
+                availability_lag=av.lag,
+                availability_origin=av.origin,
                 known_time_rule=get(d, "known_time_rule") or "at_close",
             )
-    for inst in sheets.get("INSTRUMENTS", []):  # SPX.close through the instrument when ids differ
-        iid, did = get(inst, "instrument_id"), get(inst, "prices_dataset_id")
-        for alias, c in (
-            ("open", "open_col"),
-            ("high", "high_col"),
-            ("low", "low_col"),
-            ("close", "close_col"),
-        ):
-            col = get(inst, c)
+    return cols, known
+
+
+def _instrument_aliases(sheets: Sheets, cols: dict[str, Any]) -> None:
+    """SPX.close through the instrument when the instrument and dataset ids differ."""
+    import dataclasses
+
+    for iid, inst in keyed(sheets, "INSTRUMENTS").items():
+        did = get(inst, "prices_dataset_id")
+        for alias in ("open", "high", "low", "close"):
+            col = get(inst, f"{alias}_col")
             src = cols.get(f"{did}.{col}") if col else None
             if src is not None and f"{iid}.{alias}" not in cols:
-                cols[f"{iid}.{alias}"] = dsl.ColumnDef(
-                    name=f"{iid}.{alias}",
-                    dataset_id=src.dataset_id,
-                    column=src.column,
-                    kind=src.kind,
-                    frequency=src.frequency,
-                    availability_lag=src.availability_lag,
-                    availability_origin=src.availability_origin,
-                    known_time_rule=src.known_time_rule,
-                )
+                cols[f"{iid}.{alias}"] = dataclasses.replace(src, name=f"{iid}.{alias}")
+
+
+def feature_floor(
+    sheets: Sheets, sheet: str, row: Any, _seen: frozenset[str] = frozenset()
+) -> Availability | None:
+    """The earliest availability an override on this row may declare: that of the data it is built from.
+
+    FEATURE_LIBRARY: its dataset's. ENGINEERED_FEATURES: the latest of its inputs' (each with its own
+    override, never earlier than its dataset). None when the inputs are unknown (reported elsewhere).
+    """
+    datasets = keyed(sheets, "DATASETS")
+    if sheet == "FEATURE_LIBRARY":
+        d = datasets.get(get(row, "dataset_id"))
+        return dataset_availability(d) if d is not None else None
+    if sheet != "ENGINEERED_FEATURES":
+        return None
+    feats, engs = keyed(sheets, "FEATURE_LIBRARY"), keyed(sheets, "ENGINEERED_FEATURES")
+    best: Availability | None = None
+    for fid in get(row, "input_feature_ids") or []:
+        if fid in _seen:
+            continue  # a cycle: reported by the DSL stage
+        src_sheet, src = (
+            ("FEATURE_LIBRARY", feats[fid]) if fid in feats else ("ENGINEERED_FEATURES", engs.get(fid))
+        )
+        if src is None:
+            continue
+        av = feature_floor(sheets, src_sheet, src, _seen | {fid})
+        own = get(src, "availability_lag_days")
+        if av is not None and own is not None and own > av.lag:
+            av = Availability(
+                own, av.origin, f"{src_sheet}!{cell_of(src_sheet, src, 'availability_lag_days')}"
+            )
+        if av is not None and (best is None or av.lag > best.lag):
+            best = av
+    return best
+
+
+def _feature_defs(sheets: Sheets) -> dict[str, Any]:
+    import dsl
+
     feats: dict[str, Any] = {}
-    for f in sheets.get("FEATURE_LIBRARY", []):
-        fid = get(f, "feature_id")
-        avail = get(f, "availability_lag_days")
-        norm = get(f, "normalize")
-        feats[fid] = dsl.FeatureDef(
-            name=fid,
-            role="feature",
-            expression=get(f, "transform") or "",
-            origin=origin("FEATURE_LIBRARY", f, "transform"),
-            params=get(f, "params_json") or {},
-            input_column=f"{get(f, 'dataset_id')}.{get(f, 'input_col')}",
-            lag_days=int(get(f, "lag_days") or 0),
-            availability_lag_override=avail,
-            availability_origin=origin("FEATURE_LIBRARY", f, "availability_lag_days")
-            if avail is not None
-            else None,
-            missing_policy=get(f, "missing_policy") or "keep",
-            winsorize=get(f, "winsorize"),
-            normalize=None if norm in (None, "none") else norm,
-            enabled=bool(get(f, "enabled")),
-        )
-    for e in sheets.get("ENGINEERED_FEATURES", []):
-        eid = get(e, "eng_feature_id")
-        avail = get(e, "availability_lag_days")
-        feats[eid] = dsl.FeatureDef(
-            name=eid,
-            role="engineered",
-            expression=get(e, "combine_transform") or "",
-            origin=origin("ENGINEERED_FEATURES", e, "combine_transform"),
-            params=get(e, "params_json") or {},
-            lag_days=int(get(e, "lag_days") or 0),
-            availability_lag_override=avail,
-            availability_origin=origin("ENGINEERED_FEATURES", e, "availability_lag_days")
-            if avail is not None
-            else None,
-            missing_policy=get(e, "missing_policy") or "keep",
-            declared_inputs=tuple(get(e, "input_feature_ids") or ()),
-            enabled=bool(get(e, "enabled")),
-        )
-    for g in sheets.get("GATES", []):
-        gid = get(g, "gate_id")
-        feats[gid] = dsl.FeatureDef(
-            name=gid,
-            role="gate",
-            expression=get(g, "expression") or "",
-            origin=origin("GATES", g, "expression"),
-            params={},
-            enabled=bool(get(g, "enabled")),
-        )
-    return CatalogBuild(dsl.Catalog(columns=cols, features=feats), known)
+    for sheet, (_key, expr_col, role) in FEATURE_SHEETS.items():
+        for fid, r in keyed(sheets, sheet).items():
+            kw: dict[str, Any] = {}
+            cols = BY_NAME[sheet].headers
+            if "availability_lag_days" in cols and (avail := get(r, "availability_lag_days")) is not None:
+                floor = feature_floor(sheets, sheet, r)
+                if floor is None or avail >= floor.lag:  # never earlier than the data allows
+                    kw["availability_lag_override"] = avail
+                    kw["availability_origin"] = origin(sheet, r, "availability_lag_days")
+            if sheet == "FEATURE_LIBRARY":
+                norm = get(r, "normalize")
+                kw |= {
+                    "input_column": f"{get(r, 'dataset_id')}.{get(r, 'input_col')}",
+                    "winsorize": get(r, "winsorize"),
+                    "normalize": None if norm in (None, "none") else norm,
+                }
+            if sheet == "ENGINEERED_FEATURES":
+                kw["declared_inputs"] = tuple(get(r, "input_feature_ids") or ())
+            if "lag_days" in cols:
+                kw["lag_days"] = int(get(r, "lag_days") or 0)
+            if "missing_policy" in cols:
+                kw["missing_policy"] = get(r, "missing_policy") or "keep"
+            feats[fid] = dsl.FeatureDef(
+                name=fid,
+                role=role,
+                expression=get(r, expr_col) or "",
+                origin=origin(sheet, r, expr_col),
+                params=(get(r, "params_json") or {}) if "params_json" in cols else {},
+                enabled=bool(get(r, "enabled")),
+                **kw,
+            )
+    return feats
+
+
+def build_catalog(sheets: Sheets, data_root: Path | None = None) -> CatalogBuild:
+    """The DSL catalog of a workbook (dict rows) or a snapshot (typed rows)."""
+    import dsl
+
+    cols, known = _dataset_columns(sheets, data_root)
+    _instrument_aliases(sheets, cols)
+    return CatalogBuild(dsl.Catalog(columns=cols, features=_feature_defs(sheets)), known)
 
 
 def info(g: Any, cell: str, column: str) -> dict[str, Any]:
@@ -254,40 +286,63 @@ class DecisionUse:
     frequency: str
 
 
-def decision_uses(sheets: Mapping[str, Sequence[Any]]) -> list[DecisionUse]:
-    insts = {get(i, "instrument_id"): i for i in sheets.get("INSTRUMENTS", [])}
-    dsets = {get(d, "dataset_id"): d for d in sheets.get("DATASETS", [])}
+def strategy_is_intraday(sheets: Sheets, s: Any) -> bool | None:
+    """Whether a strategy's instrument is priced from intraday trades (None: not known)."""
+    inst = keyed(sheets, "INSTRUMENTS").get(get(s, "instrument_id"))
+    ds = keyed(sheets, "DATASETS").get(get(inst, "prices_dataset_id")) if inst is not None else None
+    return None if ds is None else get(ds, "dataset_type") == "intraday_trades"
+
+
+def decision_uses(sheets: Sheets) -> list[DecisionUse]:
+    """Every (strategy, backtest) pair to check; a 1m backtest of a daily-priced strategy is left out
+    (BACKTESTS!frequency reports it, see validate._backtests)."""
+    insts = keyed(sheets, "INSTRUMENTS")
     uses = []
-    for s in sheets.get("STRATEGIES", []):
+    for sid, s in keyed(sheets, "STRATEGIES").items():
         if not get(s, "enabled"):
             continue
         bts = [
             b
-            for b in sheets.get("BACKTESTS", [])
-            if get(b, "strategy_id") == get(s, "strategy_id") and get(b, "enabled")
+            for b in keyed(sheets, "BACKTESTS").values()
+            if get(b, "strategy_id") == sid and get(b, "enabled")
         ]
+        intraday = strategy_is_intraday(sheets, s)
         for b in bts:
-            uses.append(
-                DecisionUse(
-                    s,
-                    get(b, "backtest_id"),
-                    get(b, "execution_time") or "close",
-                    get(b, "frequency") or "daily",
-                )
-            )
+            freq = get(b, "frequency") or "daily"
+            if freq == "1m" and intraday is False:
+                continue
+            uses.append(DecisionUse(s, get(b, "backtest_id"), get(b, "execution_time") or "close", freq))
         if not bts:
             inst = insts.get(get(s, "instrument_id"))
-            ds = dsets.get(get(inst, "prices_dataset_id")) if inst is not None else None
-            freq = "1m" if ds is not None and get(ds, "dataset_type") == "intraday_trades" else "daily"
-            uses.append(
-                DecisionUse(
-                    s,
-                    None,
-                    (get(inst, "default_execution_time") if inst is not None else None) or "close",
-                    freq,
-                )
-            )
+            ex = (get(inst, "default_execution_time") if inst is not None else None) or "close"
+            uses.append(DecisionUse(s, None, ex, "1m" if intraday else "daily"))
     return uses
+
+
+class _Collector:
+    """DSL errors by cell: the same problem met through several backtests is reported once, naming them all."""
+
+    def __init__(self, idx: dict[str, int]) -> None:
+        self.idx = idx
+        self.found: dict[tuple[str, str, str], tuple[Any, list[str]]] = {}
+
+    def add(self, err: Any, context: str = "") -> None:
+        o = err.origin
+        key = (o.sheet if o else "", o.cell if o else "", err.message)
+        if key not in self.found:
+            self.found[key] = (err, [])
+        contexts = self.found[key][1]
+        if not context:
+            contexts.insert(0, "")  # a problem of the cell itself: no context needed
+        elif context not in contexts:
+            contexts.append(context)
+
+    def errors(self) -> list[CellError]:
+        out = []
+        for err, contexts in self.found.values():
+            ctx = "" if not contexts or contexts[0] == "" else "; ".join(contexts)
+            out.append(_cell_error(self.idx, err, ctx))
+        return out
 
 
 def _cell_error(sheet_index: dict[str, int], err: Any, context: str = "") -> CellError:
@@ -304,43 +359,69 @@ def _cell_error(sheet_index: dict[str, int], err: Any, context: str = "") -> Cel
     )
 
 
-def check_expressions(
-    rows: Mapping[str, Sequence[Any]], rep: Any, data_root: Path | None = None
-) -> dict[str, dict[str, Any]]:
-    """Check every expression cell; errors go to `rep` (a Reporter); returns the snapshot's expression info."""
-    import dsl
-
-    idx = {s: i for i, s in enumerate(BY_NAME)}
-    build = build_catalog(rows, data_root)
-    cat = build.catalog
-    out: dict[str, dict[str, Any]] = {}
-    # input columns exist in their dataset (when the dataset's columns are known)
-    for f in rows.get("FEATURE_LIBRARY", []):
+def _check_input_columns(rows: Sheets, rep: Any, build: CatalogBuild, data_root: Path | None = None) -> None:
+    """FEATURE_LIBRARY input columns exist in their dataset (when the dataset's columns are known)."""
+    datasets = keyed(rows, "DATASETS")
+    for f in keyed(rows, "FEATURE_LIBRARY").values():
         cols = build.columns.get(get(f, "dataset_id"))
         col = get(f, "input_col")
         if cols is not None and col not in cols:
-            import difflib
-
+            why = explain_column(datasets.get(get(f, "dataset_id")), data_root, col or "")
+            if why is not None:  # the one column rule (runtime/config/columns.py) drops it
+                rep.at(
+                    "FEATURE_LIBRARY",
+                    f,
+                    "input_col",
+                    f"column '{col}' of dataset {get(f, 'dataset_id')} will never have data: {why}",
+                    "use a numeric column, or fix the source file and export again",
+                )
+                continue
             near = difflib.get_close_matches(col or "", sorted(cols), n=1)
             rep.at(
                 "FEATURE_LIBRARY",
                 f,
                 "input_col",
-                f"column '{col}' is not in dataset {get(f, 'dataset_id')} "
-                f"(it has: {', '.join(sorted(cols))})",
+                f"column '{col}' is not in dataset {get(f, 'dataset_id')} (it has: {', '.join(sorted(cols))})",
                 f"did you mean '{near[0]}'?" if near else "use one of its columns",
             )
+
+
+def check_availability_overrides(rows: Sheets, rep: Any) -> None:
+    """An availability override may make a series later, never earlier than the data it is built from.
+
+    Applies to every sheet with an availability_lag_days column (FEATURE_LIBRARY, ENGINEERED_FEATURES and
+    any extension); the catalog ignores such an override too (build_catalog), so no command can use it.
+    """
+    for sheet in BY_NAME:
+        if "availability_lag_days" not in BY_NAME[sheet].headers:
+            continue
+        for r in keyed(rows, sheet).values():
+            avail = get(r, "availability_lag_days")
+            floor = feature_floor(rows, sheet, r)
+            if avail is None or floor is None or avail >= floor.lag:
+                continue
+            rep.at(
+                sheet,
+                r,
+                "availability_lag_days",
+                f"availability_lag_days {avail} would make {get(r, BY_NAME[sheet].key)} known earlier than its "
+                f"data allows ({floor.lag}, set by {floor.source}): that is lookahead",
+                f"set {floor.lag} or more (later is allowed, earlier never), or leave it blank for the default",
+            )
+
+
+def _check_features(
+    cat: Any, rep: Any, idx: dict[str, int], out: dict[str, dict[str, Any]], col: _Collector
+) -> None:
+    import dsl
+
     graphs, errors = dsl.check_catalog(cat)
     for e in errors:
-        rep.errors.append(_cell_error(idx, e))
-    feature_cells = {
-        "feature": ("FEATURE_LIBRARY", "transform"),
-        "engineered": ("ENGINEERED_FEATURES", "combine_transform"),
-        "gate": ("GATES", "expression"),
-    }
+        col.add(e)
+    cells = {role: (sheet, expr) for sheet, (_, expr, role) in FEATURE_SHEETS.items()}
     for name, g in graphs.items():
         fd = cat.features[name]
-        sheet, column = feature_cells[fd.role]
+        sheet, column = cells[fd.role]
         out[f"{sheet}!{fd.origin.cell}"] = info(g, f"{sheet}!{fd.origin.cell}", column)
         if fd.role == "gate" and g.kind != dsl.Kind.BOOL:
             rep.errors.append(
@@ -353,106 +434,84 @@ def check_expressions(
                     f"compare it, e.g. {fd.name}_value > 0",
                 )
             )
-    templates = {get(t, "template_id"): t for t in rows.get("SIGNAL_TEMPLATES", [])}
-    used: set[str] = set()
-    execs = {
-        "close": dsl.Execution.CLOSE,
-        "next_open": dsl.Execution.NEXT_OPEN,
-        "next_close": dsl.Execution.NEXT_CLOSE,
-        "custom": dsl.Execution.CUSTOM,
+
+
+_EXECS = ("close", "next_open", "next_close", "custom")
+_KIND_FIX = {
+    "gate_expr": ("gate_expr must be true/false", "compare it, e.g. vol < 0.2"),
+    "scaling_expr": (
+        "scaling_expr must be a number (a position size multiplier)",
+        "use a numeric expression, e.g. clip(0.15 / lag(spx_vol_20, 1), 0, 2)",
+    ),
+}
+
+
+def _check_use(
+    use: DecisionUse, rows: Sheets, cat: Any, out: dict[str, dict[str, Any]], col: _Collector
+) -> str | None:
+    """Check one strategy's signal, gate and scaling for one backtest; returns the template id it used."""
+    import dsl
+
+    s = use.strategy
+    sid = get(s, "strategy_id")
+    t = keyed(rows, "SIGNAL_TEMPLATES").get(get(s, "signal_template_id"))
+    ex = dsl.Execution[use.execution.upper()]
+    fr = dsl.Frequency.MINUTE if use.frequency == "1m" else dsl.Frequency.DAILY
+    where = (
+        f"strategy {sid}"
+        + (f", backtest {use.backtest_id}" if use.backtest_id else "")
+        + f", execution {use.execution}"
+    )
+    key = f"{sid}@{use.backtest_id or '-'}"
+    params = {
+        **((get(t, "default_params_json") or {}) if t is not None else {}),
+        **(get(s, "params_json") or {}),
     }
-    freqs = {"daily": dsl.Frequency.DAILY, "1m": dsl.Frequency.MINUTE}
-    for use in decision_uses(rows):
-        s = use.strategy
-        sid = get(s, "strategy_id")
-        t = templates.get(get(s, "signal_template_id"))
-        ex, fr = execs[use.execution], freqs[use.frequency]
-        where = (
-            f"strategy {sid}"
-            + (f", backtest {use.backtest_id}" if use.backtest_id else "")
-            + f", execution {use.execution}"
-        )
-        key = f"{sid}@{use.backtest_id or '-'}"
-        params = (
-            {**(get(t, "default_params_json") or {}), **(get(s, "params_json") or {})}
-            if t is not None
-            else dict(get(s, "params_json") or {})
-        )
-        if t is not None and get(t, "signal_expr"):
-            used.add(get(t, "template_id"))
-            slots = {
-                k: v
-                for k, v in (
-                    ("primary", get(s, "primary_feature_id")),
-                    ("secondary", get(s, "secondary_feature_id")),
-                )
-                if v
-            }
-            o = origin("SIGNAL_TEMPLATES", t, "signal_expr")
-            try:
-                g = dsl.check(
-                    get(t, "signal_expr"),
-                    cat,
-                    params=params,
-                    slots=slots,
-                    frequency=fr,
-                    decision=True,
-                    execution=ex,
-                    origin=o,
-                )
-                out[f"SIGNAL_TEMPLATES!{o.cell}|{key}"] = info(g, f"SIGNAL_TEMPLATES!{o.cell}", "signal_expr")
-                if g.kind == dsl.Kind.BOOL:
-                    rep.errors.append(
-                        _cell_error(
-                            idx,
-                            dsl.DslError(
-                                "the signal is true/false; it must give the desired position (-1, 0, +1 or a size)",
-                                fix="wrap it, e.g. if(condition, 1, 0)",
-                                text=get(t, "signal_expr"),
-                                origin=o,
-                            ),
-                            where,
-                        )
-                    )
-            except dsl.DslError as e:
-                rep.errors.append(_cell_error(idx, e, where))
-        for column, want in (("gate_expr", dsl.Kind.BOOL), ("scaling_expr", dsl.Kind.FLOAT)):
-            text = get(s, column)
-            if not text:
-                continue
-            o = origin("STRATEGIES", s, column)
-            try:
-                g = dsl.check(text, cat, params=params, frequency=fr, decision=True, execution=ex, origin=o)
-            except dsl.DslError as e:
-                rep.errors.append(_cell_error(idx, e, where))
-                continue
-            out[f"STRATEGIES!{o.cell}|{key}"] = info(g, f"STRATEGIES!{o.cell}", column)
-            if g.kind != want:
-                msg = (
-                    "gate_expr must be true/false"
-                    if want == dsl.Kind.BOOL
-                    else "scaling_expr must be a number (a position size multiplier)"
-                )
-                rep.errors.append(
-                    _cell_error(
-                        idx,
-                        dsl.DslError(
-                            f"{msg}; this is {g.kind.value}",
-                            text=text,
-                            origin=o,
-                            fix="compare it, e.g. vol < 0.2"
-                            if want == dsl.Kind.BOOL
-                            else "use a numeric expression, e.g. clip(0.15 / lag(spx_vol_20, 1), 0, 2)",
-                        ),
-                        where,
-                    )
-                )
-    for tid, t in templates.items():  # templates no strategy uses: at least their syntax
+    kw = {"params": params, "frequency": fr, "decision": True, "execution": ex}
+    checks: list[tuple[str, str, str, Any, dict[str, str]]] = []
+    if t is not None and get(t, "signal_expr"):
+        slots = {k: v for k in ("primary", "secondary") if (v := get(s, f"{k}_feature_id"))}
+        checks.append(("SIGNAL_TEMPLATES", "signal_expr", get(t, "signal_expr"), t, slots))
+    for column in ("gate_expr", "scaling_expr"):
+        if get(s, column):
+            checks.append(("STRATEGIES", column, get(s, column), s, {}))
+    for sheet, column, text, row, slots in checks:
+        o = origin(sheet, row, column)
+        try:
+            g = dsl.check(text, cat, slots=slots, origin=o, **kw)
+        except dsl.DslError as e:
+            col.add(e, where)
+            continue
+        out[f"{sheet}!{o.cell}|{key}"] = info(g, f"{sheet}!{o.cell}", column)
+        if column == "signal_expr" and g.kind == dsl.Kind.BOOL:
+            msg = "the signal is true/false; it must give the desired position (-1, 0, +1 or a size)"
+            col.add(dsl.DslError(msg, fix="wrap it, e.g. if(condition, 1, 0)", text=text, origin=o), where)
+        elif column in _KIND_FIX and g.kind != (dsl.Kind.BOOL if column == "gate_expr" else dsl.Kind.FLOAT):
+            msg, fix = _KIND_FIX[column]
+            col.add(dsl.DslError(f"{msg}; this is {g.kind.value}", text=text, origin=o, fix=fix), where)
+    return get(t, "template_id") if t is not None and get(t, "signal_expr") else None
+
+
+def check_expressions(rows: Sheets, rep: Any, data_root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Check every expression cell; errors go to `rep` (a Reporter); returns the snapshot's expression info."""
+    import dsl
+
+    idx = {s: i for i, s in enumerate(BY_NAME)}
+    build = build_catalog(rows, data_root)
+    out: dict[str, dict[str, Any]] = {}
+    col = _Collector(idx)
+    check_source_columns(rows, rep, data_root)  # the source file matches its DATASETS row
+    _check_input_columns(rows, rep, build, data_root)
+    check_availability_overrides(rows, rep)
+    _check_features(build.catalog, rep, idx, out, col)
+    used = {tid for use in decision_uses(rows) if (tid := _check_use(use, rows, build.catalog, out, col))}
+    for tid, t in keyed(rows, "SIGNAL_TEMPLATES").items():  # unused templates: at least their syntax
         if tid not in used and get(t, "signal_expr"):
             try:
                 dsl.parse(get(t, "signal_expr"), origin=origin("SIGNAL_TEMPLATES", t, "signal_expr"))
             except dsl.DslError as e:
-                rep.errors.append(_cell_error(idx, e))
+                col.add(e)
+    rep.errors.extend(col.errors())
     return out
 
 

@@ -8,22 +8,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from runtime.config.export import FORMAT, content_hash
+from runtime.config.names import FORMAT, content_hash, py_name
 from runtime.config.schema import BY_NAME
 from runtime.contracts import ROW_TYPES, ConfigSnapshot, ExpressionInfo, ResolvedPaths, UserError
-from runtime.storage.paths import resolve_paths
-
-
-def py_name(header: str) -> str:
-    """Workbook header -> field name: CODE_ROOT -> code_root, IsActive -> is_active, StepNo -> step_no."""
-    if header.isupper() or "_" in header:
-        return header.lower()
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", header).lower()
+from runtime.storage.paths import foreign_path_reason, resolve_paths
 
 
 def _freeze(v: Any) -> Any:
@@ -84,8 +76,6 @@ def load_snapshot(path: Path) -> ConfigSnapshot:
 
 def snapshot_paths(snap: ConfigSnapshot, profile: str | None = None) -> ResolvedPaths:
     """Absolute paths of the active (or named) profile on this machine."""
-    from runtime.storage.paths import foreign_path_reason
-
     row = snap.profile(profile)
     raw = {py: getattr(row, py_name(py)) for py in BY_NAME["PATHS"].headers}
     for col, v in raw.items():

@@ -8,6 +8,7 @@ stored as text, stray and non-breaking spaces, blank rows, and formulas whose ca
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import re
 import zoneinfo
@@ -331,7 +332,10 @@ def check_structure(raw: RawWorkbook) -> list[CellError]:
     order = {s.name: i for i, s in enumerate(SHEETS)}
     for i, spec in enumerate(SHEETS):
         if spec.name not in raw.sheets:
-            near = [n for n in raw.sheet_names if n.strip().upper() == spec.name]
+            unknown = [n for n in raw.sheet_names if n not in order]
+            near = [n for n in unknown if n.strip().upper() == spec.name] or difflib.get_close_matches(
+                spec.name, unknown, n=1, cutoff=0.7
+            )
             fix = (
                 f"rename sheet '{near[0]}' to {spec.name}"
                 if near

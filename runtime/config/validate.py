@@ -36,10 +36,16 @@ class Ctx:
 
 
 class Reporter:
-    """Collects CellErrors for a sheet's row and column by name."""
+    """Collects CellErrors for a sheet's row and column by name.
 
-    def __init__(self) -> None:
+    `broken` holds sheets whose structure failed (missing, bad header): a problem that only exists because
+    such a sheet could not be read is counted against its root error (`follow`) instead of being listed.
+    """
+
+    def __init__(self, broken: frozenset[str] = frozenset()) -> None:
         self.errors: list[CellError] = []
+        self.broken = broken
+        self.follow: dict[str, int] = {}
         self._index = {s.name: i for i, s in enumerate(SHEETS)}
 
     def at(self, sheet: str, row: Mapping[str, Any] | int, column: str, message: str, fix: str = "") -> None:
@@ -48,21 +54,46 @@ class Reporter:
         j = spec.headers.index(column) + 1
         self.errors.append(CellError(self._index[sheet], r, j, sheet, cell_name(j, r), message, fix))
 
+    def follows(self, sheet: str, n: int = 1) -> None:
+        """Count `n` problems that follow from broken sheet `sheet` (not listed, summarised on its root)."""
+        self.follow[sheet] = self.follow.get(sheet, 0) + n
+
+
+#: sheets whose rows build the expression catalog and its decision uses: when one is broken, expression
+#: errors are follow-ons (every name it defines looks unknown)
+CATALOG_SHEETS = (
+    "DATASETS",
+    "INSTRUMENTS",
+    "FEATURE_LIBRARY",
+    "ENGINEERED_FEATURES",
+    "GATES",
+    "SIGNAL_TEMPLATES",
+    "STRATEGIES",
+    "BACKTESTS",
+)
+
 
 def validate_workbook(
     raw: RawWorkbook, ctx: Ctx, extra_stages: tuple[Callable[[Rows, Reporter, Ctx], None], ...] = ()
 ) -> tuple[Rows, list[CellError]]:
-    """All typed rows and all errors (empty list = valid)."""
-    errors = check_structure(raw)
-    broken = {e.sheet for e in errors}
+    """All typed rows and all errors (empty list = valid), root causes first.
+
+    Order: API keys and structure (a missing sheet, a bad header) first, then cell errors in sheet order.
+    A problem that follows from a broken sheet is not listed; its root says "and N more that follow".
+    """
+    structure = check_structure(raw)
+    roots = secrets_in(raw) + structure
+    broken = frozenset(e.sheet for e in structure)
     rows: Rows = {}
+    errors: list[CellError] = []
     for i, spec in enumerate(SHEETS):
         if spec.name in broken or spec.name not in raw.sheets:
             continue  # structurally broken: its rows are not trusted, later stages skip it
         typed, errs = coerce_rows(spec, raw.sheets[spec.name], i, raw.epoch)
         rows[spec.name] = typed
-        errors.extend(errs)
-    rep = Reporter()
+        for e in errs:  # a bad id is a root: every reference to the row follows from it
+            (roots if spec.key and spec.headers[e.col - 1] == spec.key else errors).append(e)
+    rep = Reporter(broken)
     for stage in (
         _unique_ids,
         _references,
@@ -75,31 +106,66 @@ def validate_workbook(
         _backtests,
         _params,
         _reporting,
-        *extra_stages,
     ):
         stage(rows, rep, ctx)
+    dsl_broken = [s for s in CATALOG_SHEETS if s in broken]
+    for stage in extra_stages:
+        if dsl_broken:  # run it to count what would follow, but list none of it
+            scratch = Reporter()
+            stage(rows, scratch, ctx)
+            rep.follows(dsl_broken[0], len(scratch.errors))
+        else:
+            stage(rows, rep, ctx)
     errors.extend(rep.errors)
-    return rows, sorted(set(errors))
+    return rows, _with_follow_ons(roots, rep.follow) + sorted(set(errors) - set(roots))
+
+
+def _with_follow_ons(roots: list[CellError], follow: dict[str, int]) -> list[CellError]:
+    """Root errors in order, each with "and N more that follow from it" when later checks depended on it."""
+    import dataclasses
+
+    out, done = [], set()
+    for e in sorted(set(roots), key=lambda e: (e.row > 1, e)):
+        n = follow.get(e.sheet, 0) if e.sheet not in done else 0
+        done.add(e.sheet)
+        if n:
+            more = (
+                f"and {n} more problem{'s' if n != 1 else ''} that follow from it (shown once this is fixed)"
+            )
+            e = dataclasses.replace(e, fix=f"{e.fix}; {more}" if e.fix else more)
+        out.append(e)
+    return out
 
 
 # ---- generic ---------------------------------------------------------------------------------------
 
-_API_KEY = re.compile(r"\bdb-[A-Za-z0-9]{20,}\b")
+#: what an API key looks like: Databento's `db-` + 20 or more letters/digits (the only key this project uses)
+API_KEY_RE = re.compile(r"(?<![A-Za-z0-9])db-[A-Za-z0-9]{20,}")
 
 
-def _no_secrets(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
-    """A Databento key pasted into a cell would end up in every snapshot and context pack: refuse it."""
-    for sheet, table in rows.items():
-        for r in table:
-            for col, v in r.items():
-                if col != "_row" and _API_KEY.search(str(v)):
-                    rep.at(
-                        sheet,
-                        r,
-                        col,
-                        "this cell holds what looks like a Databento API key",
-                        "delete it here and set the environment variable DATABENTO_API_KEY instead",
+def secrets_in(raw: RawWorkbook) -> list[CellError]:
+    """Every cell of every sheet (headers, extra columns and sheets of the user's own included) that holds
+    what looks like an API key: it would end up in every snapshot, log and context pack. The key itself is
+    never repeated in the message."""
+    index = {s.name: i for i, s in enumerate(SHEETS)}
+    out: list[CellError] = []
+    for name, sheet in raw.sheets.items():
+        for r, values in ((1, sheet.headers), *sheet.rows):
+            for j, v in enumerate(values, start=1):
+                if isinstance(v, str) and API_KEY_RE.search(v):
+                    out.append(
+                        CellError(
+                            index.get(name, len(SHEETS) + sheet.index),
+                            0,  # listed first, before structure and cell errors
+                            j,
+                            name,
+                            cell_name(j, r),
+                            "this cell holds what looks like a Databento API key (db-...); a key must never be "
+                            "saved in the workbook (it would be copied into every snapshot)",
+                            "delete it here and set the environment variable DATABENTO_API_KEY instead",
+                        )
                     )
+    return out
 
 
 def _ids(rows: Rows, target: str) -> dict[str, dict]:
@@ -157,6 +223,9 @@ def _check_ref(
 ) -> None:
     options: list[str] = []
     for t in targets:
+        if t.split(".")[0] in rep.broken:
+            rep.follows(t.split(".")[0])  # its ids could not be read: not a problem of this cell
+            return
         ids = _ids(rows, t)
         if value in ids:
             return
@@ -511,7 +580,20 @@ def _strategies(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
 
 
 def _backtests(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    from runtime.config.expressions import keyed, strategy_is_intraday
+
+    strategies = keyed(rows, "STRATEGIES")
     for r in rows.get("BACKTESTS", []):
+        s = strategies.get(r.get("strategy_id"))
+        if r.get("frequency") == "1m" and s is not None and strategy_is_intraday(rows, s) is False:
+            rep.at(
+                "BACKTESTS",
+                r,
+                "frequency",
+                f"frequency 1m needs 1-minute prices, but strategy {s['strategy_id']} trades "
+                f"{s.get('instrument_id')}, whose prices are a daily series",
+                "set frequency daily, or point the strategy at an instrument priced from intraday trades (e.g. ES)",
+            )
         s, e = r.get("start_date"), r.get("end_date")
         if s and e and e <= s:
             rep.at(
