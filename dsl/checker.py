@@ -27,6 +27,7 @@ from dsl.contracts import (
     ColumnDef,
     Debt,
     DslError,
+    Edit,
     Execution,
     Expr,
     FeatureDef,
@@ -379,7 +380,11 @@ class _Checker:
                 f"set default_availability_lag_days >= 0 ({cd.availability_origin})",
                 "catalog.lag",
             )
-        debts = {cd.source: Debt(cd.source, lag, cd.availability_origin, path, (span,), lag)}
+        debts = {
+            cd.source: Debt(
+                cd.source, lag, cd.availability_origin, path, (span,), lag, frequency=cd.frequency
+            )
+        }
         args = (("dataset_id", cd.dataset_id), ("column", cd.column))
         return self.node(
             "column", [], args, cd.kind, cd.frequency, debts, {cd.frequency: 1}, False, span, cd.source
@@ -406,8 +411,13 @@ class _Checker:
         debts = {}
         for src, d in t.debts.items():
             owed = lag if mode == "set" else max(d.owed, lag)
+            moved = owed != d.owed or mode == "set"
             debts[src] = replace(
-                d, owed=owed, origin=origin if owed != d.owed or mode == "set" else d.origin, lag=owed
+                d,
+                owed=owed,
+                origin=origin if moved else d.origin,
+                lag=owed,
+                reason=None if moved else d.reason,
             )
         args = (("lag", lag), ("mode", mode))
         return self.node(
@@ -492,7 +502,7 @@ class _Checker:
         scope.builder.merge(res.nodes)
         word = ROLE_WORD.get(fd.role, fd.role)
         debts = {
-            src: replace(d, path=(f"{word} {fd.name}", *d.path), spans=(span,), paid=0)
+            src: replace(d, path=(f"{word} {fd.name}", *d.path), spans=(span,), paid=0, bump=None)
             for src, d in res.debts.items()
         }
         n = res.node
@@ -752,6 +762,7 @@ class _Checker:
         is_call = isinstance(e, Call)
         items: list[tuple[ArgSpec, _Typed, Span]] = []
         lits: dict[str, Any] = {}
+        literal_spans: dict[str, Span] = {}  # where a plain number literal argument is written
         for a in spec.args:
             x = bound.get(a.name)
             if a.role.is_operand:
@@ -761,7 +772,9 @@ class _Checker:
                 items.append((a, t, x.span))  # type: ignore[attr-defined]
             else:
                 lits[a.name] = self.literal(disp, a, x)
-        return self.finish(spec, items, lits, e.span, disp)  # type: ignore[attr-defined]
+                if isinstance(x, Number):
+                    literal_spans[a.name] = x.span
+        return self.finish(spec, items, lits, e.span, disp, literal_spans)  # type: ignore[attr-defined]
 
     def finish(
         self,
@@ -770,6 +783,7 @@ class _Checker:
         lits: dict[str, Any],
         span: Span,
         disp: str,
+        literal_spans: Mapping[str, Span] | None = None,
     ) -> _Typed:
         children = [t for _, t, _ in items]
         kind = self._result_kind(spec, items, lits, disp)
@@ -787,7 +801,17 @@ class _Checker:
         mode = spec.availability
         if mode == "lag":
             k = int(_plain(lits["k"]))
-            debts = {s: replace(d, owed=max(d.owed - k, 0), paid=d.paid + k) for s, d in debts.items()}
+            k_span = (literal_spans or {}).get("k")
+            debts = {
+                s: replace(
+                    d,
+                    owed=max(d.owed - k, 0),
+                    paid=d.paid + k,
+                    # the first literal lag above the debt's position can be raised instead of wrapping
+                    bump=d.bump if d.bump is not None or k_span is None else (k_span, k, items[0][2]),
+                )
+                for s, d in debts.items()
+            }
         elif mode == "asof":
             child = children[0]
             sessions = max(max((d.owed for d in child.debts.values()), default=0), 1)
@@ -796,7 +820,20 @@ class _Checker:
             needs[Frequency.DAILY] = child.needs.get(Frequency.DAILY, 0) + sessions
             needs[Frequency.MINUTE] = max(needs.get(Frequency.MINUTE, 0), 1)
         elif mode == "to_daily":
-            debts = {s: replace(d, owed=1) for s, d in debts.items()}
+            # a new daily debt that only a lag of the aggregate itself can pay: point at to_daily(...)
+            debts = {
+                s: replace(
+                    d,
+                    owed=1,
+                    lag=1,
+                    spans=(span,),
+                    paid=0,
+                    bump=None,
+                    frequency=Frequency.DAILY,
+                    reason="to_daily",
+                )
+                for s, d in debts.items()
+            }
             needs[Frequency.DAILY] = max(needs.get(Frequency.DAILY, 0), 1)
         if spec.name == "realized_vol":
             lits = self._realized_vol_args(lits, freq, span)
@@ -1050,22 +1087,63 @@ class _Checker:
         late.sort(key=lambda d: (d.spans[0].start if d.spans else 0, d.source))
         d = late[0]
         need = d.owed - shift
-        span = d.spans[0] if d.spans else Span(0, len(self.scope.text))
+        text = self.scope.text
+        span = d.spans[0] if d.spans and d.spans[0].end > d.spans[0].start else Span(0, len(text))
         ref = self.snippet(span)
-        chain = " -> ".join([" ".join(self.scope.text.split()), *d.path])
-        periods = "period" if need == 1 else "periods"
+        chain = " -> ".join([" ".join(text.split()), *d.path])
+        on_grid = " on the 1m grid" if d.frequency is Frequency.MINUTE else ""
+        if d.reason == "to_daily":
+            why = (
+                f"a to_daily(...) value of {d.source} is complete only at the end of its session "
+                f"(available {d.lag} {_unit(d.frequency, d.lag)} after its date)"
+            )
+        else:
+            stamp = "the bar's stamp" if d.frequency is Frequency.MINUTE else "its date"
+            why = (
+                f"{d.source} becomes available {d.lag} {_unit(d.frequency, d.lag)} after {stamp}{on_grid} "
+                f"(set by {d.origin})"
+            )
         message = (
             f"{ref} is not known in time for a decision executed at {execution.label}: {chain}; "
-            f"{d.source} becomes available {d.lag} period{'s' if d.lag != 1 else ''} after its date "
-            f"(set by {d.origin}), so it must be lagged by {need} more {periods}"
+            f"{why}, so it must be lagged by {need} more {_unit(d.frequency, need)}"
         )
-        if d.paid == 0:
-            fix = f"write lag({ref}, {need})"
-        else:
-            fix = f"lag {ref} by {d.paid + need} in total (it is lagged by {d.paid} now), e.g. lag({ref}, {d.paid + need})"
+        fix, edit = self._availability_fix(d, span, need)
         if shift == 0:
             fix += ", or execute at the next open"
-        raise self.error(message, span, fix, "availability")
+        raise DslError(
+            message, fix=fix, text=text, span=span, origin=self.scope.origin, code="availability", edit=edit
+        )
+
+    def _availability_fix(self, d: Debt, span: Span, need: int) -> tuple[str, Edit]:
+        """The fix as words and as an edit that pays the debt where it can be paid (never above a to_daily)."""
+        text = self.scope.text
+        ref = self.snippet(span)
+        if d.bump is not None:
+            k_span, k, operand = d.bump
+            total = k + need
+            edit = Edit(k_span, str(total))
+            if operand == span and d.paid == k:
+                return (
+                    f"lag {ref} by {total} in total (it is lagged by {k} now), e.g. lag({ref}, {total})",
+                    edit,
+                )
+            return f"raise the lag of lag({self.snippet(operand)}, {k}) from {k} to {total}", edit
+        edit = Edit(span, f"lag({text[span.start : span.end]}, {need})")
+        full = " ".join(text[span.start : span.end].split())
+        wrapped = (
+            f"lag({full}, {need})"
+            if len(full) <= 60
+            else f"wrap the part under the caret in lag(..., {need})"
+        )
+        if d.paid == 0:
+            return (f"write {wrapped}" if len(full) <= 60 else wrapped), edit
+        return f"lag {ref} by {need} more (it is lagged by {d.paid} now), e.g. {wrapped}", edit
+
+
+def _unit(freq: Frequency | None, n: int) -> str:
+    """Rows of a grid in the user's words: bars on the 1m grid, trading days on the daily grid."""
+    word = {Frequency.MINUTE: "bar", Frequency.DAILY: "trading day"}.get(freq, "period")  # type: ignore[arg-type]
+    return word if n == 1 else word + "s"
 
 
 def _folded_number(e: Expr) -> int | float | None:

@@ -167,6 +167,17 @@ class Catalog:
 # ----------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """A machine-applicable fix: replace text[span] with `replacement` (tools and tests apply it literally)."""
+
+    span: Span
+    replacement: str
+
+    def apply(self, text: str) -> str:
+        return text[: self.span.start] + self.replacement + text[self.span.end :]
+
+
 class DslError(Exception):
     """The one exception the DSL raises for user mistakes: message, fix, and where (text + span + origin).
 
@@ -184,6 +195,7 @@ class DslError(Exception):
         origin: Origin | None = None,
         code: str = "error",
         related: tuple[str, ...] = (),
+        edit: Edit | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -193,6 +205,7 @@ class DslError(Exception):
         self.origin = origin
         self.code = code
         self.related = related  # feature names involved (e.g. the members of a cycle)
+        self.edit = edit  # the fix as an edit of `text`, when it is one (following it removes this error)
 
     @property
     def column(self) -> int | None:
@@ -432,7 +445,11 @@ class Debt:
     """Availability still owed to one source at a node (periods), with what a message needs to explain it.
 
     `path` reads from the reference outward to the source (e.g. gate vix_high -> feature vix -> VIX.close);
-    `spans` are the reference positions in the text that was checked; `paid` is lag already applied.
+    `spans` are the positions in the checked text where a lag pays the debt (the reference, or the
+    `to_daily(...)` that starts a new daily debt); `paid` is lag already applied above that position;
+    `bump` is (span, value, operand span) of the first literal lag `k` above it, raised instead of
+    wrapping; `frequency` is the grid the debt is counted on (bars on 1m, trading days on daily);
+    `reason` says why the debt exists when no cell sets it ("to_daily": a session aggregate).
     """
 
     source: str
@@ -442,6 +459,9 @@ class Debt:
     spans: tuple[Span, ...]
     lag: int
     paid: int = 0
+    bump: tuple[Span, int, Span] | None = None
+    frequency: Frequency | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,11 +76,13 @@ def test_yesterday_close_is_fine_at_the_close():
 def test_slow_source_needs_the_full_lag_and_the_fix_says_the_total():
     # MACRO.claims has A = 3; lag 1 leaves 2 owed at the close, 1 at the next open.
     err = refuse("lag(claims, 1) > 0", CLOSE)
-    assert "DATASETS!J6" in err.message and "lagged by 2 more periods" in err.message
+    assert "DATASETS!J6" in err.message and "lagged by 2 more trading days" in err.message
+    assert "3 trading days after its date" in err.message
     assert (
         err.fix
         == "lag claims by 3 in total (it is lagged by 1 now), e.g. lag(claims, 3), or execute at the next open"
     )
+    assert err.edit.apply("lag(claims, 1) > 0") == "lag(claims, 3) > 0"  # the 1 is raised, not wrapped
     err = refuse("lag(claims, 1) > 0", NEXT_OPEN)
     assert err.fix == "lag claims by 2 in total (it is lagged by 1 now), e.g. lag(claims, 2)"
     assert decide("lag(claims, 3) > 0", CLOSE).availability == 0
