@@ -93,7 +93,11 @@ ERROR_EXAMPLES: tuple[tuple[str, str, dict[str, object]], ...] = (
     ("lookahead in a decision (close)", "zscore(cta_flow, 60) > 0 AND NOT vix_high", {"decision": True}),
     ("lookahead through a gate", "NOT risk_off", {"decision": True}),
     ("lookahead on the 1m grid", "ES.close > 3000", {"decision": True}),
-    ("a session aggregate used at its own close", 'to_daily(ES.close, how="last") > 3000', {"decision": True}),
+    (
+        "a session aggregate used at its own close",
+        'to_daily(ES.close, how="last") > 3000',
+        {"decision": True},
+    ),
     (
         "lookahead at the next open (still one lag short)",
         "lag(SPX.close, 1) > lag(SPX.close, 2)",
