@@ -1,0 +1,35 @@
+"""Shared scalar helpers for the kernels (compiled inline into each kernel).
+
+`JIT` is the one set of Numba options: nopython, on-disk cache (a fresh process reuses the machine code),
+no GIL (kernels can run in threads), numpy error model (x / 0 never raises) and no fastmath (fastmath
+would let LLVM assume there is no NaN, and NaN is our missing marker).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+
+NAN = math.nan
+
+
+@numba.njit(inline="always", **JIT)
+def fin(v: float) -> float:
+    """v if finite, else missing: the single place where ±inf (overflow, x/0) becomes missing."""
+    if math.isfinite(v):
+        return v
+    return NAN
+
+
+@numba.njit(inline="always", **JIT)
+def two_sum(s: float, c: float, v: float) -> tuple[float, float]:
+    """Neumaier step: add v to the running sum s with compensation c (s + c is the compensated sum)."""
+    t = s + v
+    if abs(s) >= abs(v):
+        c += (s - t) + v
+    else:
+        c += (v - t) + s
+    return t, c
