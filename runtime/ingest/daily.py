@@ -1,43 +1,68 @@
-"""Daily series from xlsx: parse, copy to raw/ by content hash, append vintages to canonical parquet.
+"""Daily series from xlsx: plan (parse, diff; writes nothing) -> write (raw copy, vintage parquet) -> record
+(one registry transaction, the ingests row last).
 
 Point in time: canonical rows are vintages (date, known_at, ingest_id, series...). A new file version adds a
 row only for dates that are new or whose values changed; a changed value is a *revision*, recorded in the
 registry with both ingest ids. Reading `as_of` D keeps the vintages ingested by the end of D (UTC), so a
 backtest with an as_of_date sees the values as they were known then; without as_of it sees the latest.
 Canonical files are per (partition, ingest) and never rewritten; readers use only registered ingests, and the
-registry row is written last, so a killed ingest leaves nothing that counts.
+registry row is written last, so a killed ingest leaves nothing that counts (its files are removed by the
+next run).
+
+Identity of an ingest: the file's content hash plus `parse_key`, the hash of every DATASETS field that changes
+what the file yields (sheet, date_col, timestamp_tz, update_mode, the column rule's version). Only when both
+match the dataset's latest ingest is a run "unchanged"; the same bytes read with other settings are a new
+ingest (a new vintage), and the run says what changed. Which columns a file has is decided by the one rule in
+runtime/config/columns.py, shared with export.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import os
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import numpy as np
-import openpyxl
 import pandas as pd
 import pyarrow as pa
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
 
+from runtime.config.columns import (
+    RULE_VERSION,
+    DroppedColumn,
+    Grid,
+    SourceProblem,
+    classify,
+    dataset_cell,
+    read_grid,
+)
+from runtime.config.sources import canonical_name, resolve_source_path, split_source  # noqa: F401 (re-export)
 from runtime.contracts import DatasetRow, IngestRecord, IngestResult, ResolvedPaths, Revision, UserError
 from runtime.storage.atomic import atomic_copy, atomic_write_parquet, clean_stale_temp, sha256_file
 from runtime.storage.registry import (
     Registry,
     insert_rows,
+    latest_ingest,
     record_dataset,
     record_ingests,
     upsert_rows,
     utcnow,
 )
 
-MISSING_TOKENS = {"", "na", "n/a", "#n/a", "nan", "null", "none", "-", "\u2014", ".", "#value!", "#div/0!"}
 _SPACES = re.compile(r"[\s\u00a0]+")
 MAX_LISTED = 12
+#: an unregistered part file younger than this may belong to an ingest still running: left alone
+ORPHAN_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -47,26 +72,11 @@ class DailyFrame:
     dates: np.ndarray  # datetime64[D]
     values: dict[str, np.ndarray]  # canonical column name -> float64
     source_columns: dict[str, str]  # canonical name -> header as written
-    skipped_columns: tuple[str, ...]
-
-
-def canonical_name(header: str) -> str:
-    """'Adj Close ' -> adj_close; 'CTA Flow ($bn)' -> cta_flow_bn (DSL-friendly identifiers)."""
-    s = re.sub(r"[^0-9a-zA-Z]+", "_", _SPACES.sub(" ", str(header)).strip()).strip("_").lower()
-    if s and s[0].isdigit():
-        s = "c_" + s
-    return s
-
-
-def split_source(spec: str) -> tuple[str, str | None]:
-    path, _, sheet = spec.partition("#")
-    return path.strip(), (sheet.strip() or None)
-
-
-def resolve_source_path(spec: str, data_root: Path) -> Path:
-    """A relative source path resolves against DATA_ROOT; an absolute one is used as is."""
-    p = Path(spec.replace("\\", "/"))
-    return p if p.is_absolute() else data_root / p
+    skipped_columns: tuple[str, ...]  # headers of dropped columns
+    dropped: tuple[DroppedColumn, ...] = ()  # ... with the column letter and why
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # Excel row of each date
+    sheet: str = ""
+    date_letter: str = "A"
 
 
 def _fail(path: Path, sheet: str, problems: list[str], fix: str) -> UserError:
@@ -113,76 +123,21 @@ def _slash_order(cells: list[Any]) -> bool | None:
     return False
 
 
-def _parse_number(v: Any) -> tuple[float | None, bool]:
-    """(value, ok): blank/NA tokens are missing (never 0); text numbers are numbers."""
-    if v is None:
-        return None, True
-    if isinstance(v, bool):
-        return None, False
-    if isinstance(v, int | float):
-        f = float(v)
-        return (None, True) if np.isnan(f) else (f, True)
-    s = _SPACES.sub("", str(v))
-    if s.lower() in MISSING_TOKENS:
-        return None, True
-    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?", s):
-        s = s.replace(",", "")
-    try:
-        return float(s), True
-    except ValueError:
-        return None, False
-
-
-def parse_daily_xlsx(path: Path, sheet: str | None, date_col: str) -> DailyFrame:
-    """Read one sheet: find the header row (the one holding date_col), type every cell, check dates."""
-    try:
-        wb = openpyxl.load_workbook(path, data_only=True, read_only=True)
-    except FileNotFoundError:
-        raise UserError(
-            f"{path}: file not found; check DATASETS.source_path_or_id (relative to DATA_ROOT)"
-        ) from None
-    except Exception as exc:
-        raise UserError(f"{path}: cannot be read as .xlsx ({exc}); save it again from Excel") from None
-    try:
-        if sheet is not None and sheet not in wb.sheetnames:
-            raise UserError(
-                f"{path}: no sheet '{sheet}' (sheets: {', '.join(wb.sheetnames)}); fix the #sheet "
-                "part of DATASETS.source_path_or_id"
-            )
-        ws = wb[sheet] if sheet else wb.worksheets[0]
-        rows = [tuple(r) for r in ws.iter_rows(values_only=True)]
-        epoch = wb.epoch
-    finally:
-        wb.close()
-    name = ws.title
-    want = _SPACES.sub(" ", date_col).strip().lower()
-    header_i = None
-    for i, r in enumerate(rows[:30]):
-        if any(isinstance(c, str) and _SPACES.sub(" ", c).strip().lower() == want for c in r):
-            header_i = i
-            break
-    if header_i is None:
-        raise UserError(
-            f"{path}#{name}: no column '{date_col}' in the first 30 rows; set DATASETS.date_col to "
-            "the header of the date column"
-        )
-    header = rows[header_i]
-    date_j = next(
-        j for j, c in enumerate(header) if isinstance(c, str) and _SPACES.sub(" ", c).strip().lower() == want
-    )
-    body = [(header_i + 2 + k, r) for k, r in enumerate(rows[header_i + 1 :])]
-    body = [(n, r) for n, r in body if any(c is not None and str(c).strip() != "" for c in r)]
-    dayfirst = _slash_order([r[date_j] for _, r in body if date_j < len(r)])
+def _parse_dates(grid: Grid, body: list[tuple[int, tuple[Any, ...]]], today: dt.date | None) -> list[dt.date]:
+    """One date per body row; every bad, duplicated or future date is listed by cell."""
+    j = grid.date_j
+    letter = get_column_letter(j + 1)
+    dayfirst = _slash_order([r[j] for _, r in body if j < len(r)])
     dates: list[dt.date] = []
     problems: list[str] = []
     for n, r in body:
-        v = r[date_j] if date_j < len(r) else None
-        d = None if v is None or str(v).strip() == "" else _parse_date(v, epoch, dayfirst)
+        v = r[j] if j < len(r) else None
+        d = None if v is None or str(v).strip() == "" else _parse_date(v, grid.epoch, dayfirst)
         if d is None:
-            problems.append(f"{get_column_letter(date_j + 1)}{n}: '{v}' is not a date")
+            problems.append(f"{letter}{n}: '{v}' is not a date")
         dates.append(d)  # type: ignore[arg-type]
     if problems:
-        raise _fail(path, name, problems, "enter real dates (e.g. 2024-01-31) in the date column")
+        raise _fail(grid.path, grid.sheet, problems, "enter real dates (e.g. 2024-01-31) in the date column")
     seen: dict[dt.date, int] = {}
     for (n, _), d in zip(body, dates, strict=True):
         if d in seen:
@@ -190,49 +145,96 @@ def parse_daily_xlsx(path: Path, sheet: str | None, date_col: str) -> DailyFrame
         else:
             seen[d] = n
     if problems:
-        raise _fail(path, name, problems, "keep one row per date")
-    values: dict[str, np.ndarray] = {}
-    source_cols: dict[str, str] = {}
-    skipped: list[str] = []
-    for j, h in enumerate(header):
-        if j == date_j or h is None or str(h).strip() == "":
-            continue
-        col = canonical_name(str(h))
-        if not col or col in ("date", "known_at", "ingest_id", "deleted", "year"):
-            problems.append(f"{get_column_letter(j + 1)}{header_i + 1}: header '{h}' cannot be a series name")
-            continue
-        if col in values:
-            problems.append(
-                f"{get_column_letter(j + 1)}{header_i + 1}: header '{h}' repeats '{source_cols[col]}'"
+        raise _fail(grid.path, grid.sheet, problems, "keep one row per date")
+    if today is not None:
+        problems = [
+            f"{letter}{n}: {d} is after today ({today})"
+            for (n, _), d in zip(body, dates, strict=True)
+            if d > today
+        ]
+        if problems:
+            raise _fail(
+                grid.path,
+                grid.sheet,
+                problems,
+                "a value dated in the future cannot be known yet: correct the date or delete the row",
             )
-            continue
-        arr = np.full(len(body), np.nan)
-        bad = []
-        n_num = 0
-        for k, (n, r) in enumerate(body):
-            x, ok = _parse_number(r[j] if j < len(r) else None)
-            if not ok:
-                bad.append(f"{get_column_letter(j + 1)}{n}: '{r[j]}' is not a number")
-            elif x is not None:
-                arr[k] = x
-                n_num += 1
-        if n_num == 0:
-            skipped.append(str(h).strip())  # a text column (notes, tickers): not a series
-            continue
-        if bad:
-            problems.extend(bad)
-            continue
-        values[col] = arr
-        source_cols[col] = str(h).strip()
-    if problems:
-        raise _fail(path, name, problems, "type numbers (or leave blank for missing) in series columns")
+    return dates
+
+
+def parse_daily_xlsx(
+    path: Path,
+    sheet: str | None,
+    date_col: str,
+    today: dt.date | None = None,
+    cell: Callable[[str], str] | None = None,
+) -> DailyFrame:
+    """Read one sheet: find the header row (the one holding date_col), type every cell, check dates.
+
+    `today` refuses later dates; `cell` names the DATASETS cell of a header (for messages that say where to fix).
+    """
+    try:
+        grid = read_grid(path, sheet, date_col)
+    except SourceProblem as p:
+        raise p.at(cell(p.column) if cell else f"DATASETS.{p.column}") from None
+    body = grid.body()
+    dates = _parse_dates(grid, body, today)
+    cols = classify(grid, body)
+    if cols.problems:
+        fixes = list(dict.fromkeys(fix for _, fix in cols.problems))
+        lines = [msg for msg, _ in cols.problems]
+        raise _fail(path, grid.sheet, lines, "; ".join(fixes))
     order = np.argsort(np.array(dates, dtype="datetime64[D]"), kind="stable")
     return DailyFrame(
         dates=np.array(dates, dtype="datetime64[D]")[order],
-        values={k: v[order] for k, v in values.items()},
-        source_columns=source_cols,
-        skipped_columns=tuple(skipped),
+        values={c.name: c.values[order] for c in cols.kept},
+        source_columns={c.name: c.header for c in cols.kept},
+        skipped_columns=tuple(d.header for d in cols.dropped),
+        dropped=cols.dropped,
+        rows=np.array([n for n, _ in body], dtype=np.int64)[order],
+        sheet=grid.sheet,
+        date_letter=get_column_letter(grid.date_j + 1),
     )
+
+
+# ---- identity of an ingest --------------------------------------------------------------------------
+
+
+def parse_settings(ds: DatasetRow) -> dict[str, Any]:
+    """Every DATASETS field that changes what the same file yields (the identity besides its bytes)."""
+    _, sheet = split_source(ds.source_path_or_id)
+    return {
+        "sheet": sheet,
+        "date_col": (ds.date_col or "Date").strip(),
+        "timestamp_tz": ds.timestamp_tz or "UTC",
+        "update_mode": ds.update_mode,
+        "column_rule": RULE_VERSION,
+    }
+
+
+def parse_key(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _what_changed(old: dict[str, Any] | None, new: dict[str, Any], ds: DatasetRow) -> str:
+    if not old:
+        return "the earlier ingest did not record its parse settings"
+    cells = {"sheet": "source_path_or_id", "date_col": "date_col", "timestamp_tz": "timestamp_tz"}
+    cells["update_mode"] = "update_mode"
+    parts = []
+    for k, v in new.items():
+        if old.get(k) != v:
+            where = f" ({dataset_cell(ds, cells[k])})" if k in cells else ""
+            parts.append(f"{k} {old.get(k)!r} -> {v!r}{where}")
+    return ", ".join(parts) or "parse settings changed"
+
+
+def _today(now: dt.datetime, tz: str | None) -> dt.date:
+    """Today's date where the data is stamped (the dataset's timestamp_tz): no later date can be known."""
+    try:
+        return now.astimezone(ZoneInfo(tz or "UTC")).date()
+    except Exception:
+        return now.astimezone(dt.UTC).date()
 
 
 # ---- canonical storage ------------------------------------------------------------------------------
@@ -334,46 +336,104 @@ def diff_against(
     return need, revisions, int((~known).sum())
 
 
-def ingest_daily(
-    ds: DatasetRow, paths: ResolvedPaths, reg: Registry, now: dt.datetime | None = None, config_hash: str = ""
-) -> IngestResult:
-    """Ingest one daily_series dataset from its xlsx; idempotent per file content."""
-    now = now or dt.datetime.now(dt.UTC)
+# ---- plan (reads only) -> write -> record ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailyPlan:
+    """Everything one ingest will write, computed before any write (a bad file stops here)."""
+
+    ds: DatasetRow
+    src: Path
+    sha: str
+    settings: dict[str, Any]
+    key: str
+    ingest_id: str
+    now: dt.datetime
+    frame: DailyFrame
+    out_cols: list[str]
+    data: dict[str, Any]  # the vintage rows: date + every column
+    deleted: np.ndarray
+    revisions: list[Revision]
+    n_new: int
+    n_deleted: int
+    notes: tuple[str, ...]
+
+    @property
+    def rows_written(self) -> int:
+        return len(self.data["date"])
+
+
+def plan_daily(
+    ds: DatasetRow, paths: ResolvedPaths, reg: Registry, now: dt.datetime
+) -> DailyPlan | IngestResult:
+    """Parse and diff against the stored vintages; an IngestResult 'unchanged' when the identity matches."""
     spec_path, sheet = split_source(ds.source_path_or_id)
     src = resolve_source_path(spec_path, paths.data_root)
-    if not src.exists():
+    if not src.is_file():
         raise UserError(
-            f"{ds.dataset_id}: source file {src} not found; check DATASETS.source_path_or_id "
-            f"(row {ds.row}; relative paths are under DATA_ROOT {paths.data_root})"
+            f"{dataset_cell(ds, 'source_path_or_id')}: {ds.dataset_id}: source file {src} not found; fix: "
+            f"check the path (relative paths are under DATA_ROOT {paths.data_root})"
         )
     sha = sha256_file(src)
-    prior = registered_ingests(reg, ds.dataset_id)
-    if any(r["file_sha256"] == sha for r in prior):
+    settings = parse_settings(ds)
+    key = parse_key(settings)
+    last = latest_ingest(reg, ds.dataset_id)
+    if last is not None and last.file_sha256 == sha and last.parse_key == key:
         return IngestResult(ds.dataset_id, None, str(src), "unchanged")
-    frame = parse_daily_xlsx(src, sheet, ds.date_col or "Date")
+    frame = parse_daily_xlsx(
+        src,
+        sheet,
+        settings["date_col"],
+        today=_today(now, ds.timestamp_tz),
+        cell=lambda h: dataset_cell(ds, h),
+    )
     if len(frame.dates) == 0:
-        raise UserError(f"{src}: no data rows under the header; nothing to ingest")
-    tdir = table_dir(paths, ds)
-    clean_stale_temp(tdir)
+        raise UserError(f"{src}#{frame.sheet}: no data rows under the header; nothing to ingest")
     ingest_id = f"{ds.dataset_id}-{now:%Y%m%dT%H%M%S%f}-{sha[:8]}"
-    vint = read_vintages(tdir, [r["ingest_id"] for r in prior])
-    latest_ids = None
-    latest = pd.DataFrame()
-    if not vint.empty:
-        lv = vint.sort_values(["date", "known_at", "ingest_id"]).drop_duplicates("date", keep="last")
-        lv = lv[~lv["deleted"].astype(bool)].set_index("date").sort_index()
-        latest_ids = lv["ingest_id"]
-        latest = lv.drop(columns=["known_at", "ingest_id", "deleted"])
+    prior = [r["ingest_id"] for r in registered_ingests(reg, ds.dataset_id)]
+    latest, latest_ids = _latest_stored(read_vintages(table_dir(paths, ds), prior))
     need, revisions, n_new = diff_against(latest, frame, ds, ingest_id, latest_ids)
-    # full row for each vintage: new file's values; columns the file lacks keep their stored values
+    out_cols, data, deleted, gone = _vintage_rows(latest, frame, need, ds.update_mode)
+    notes = _notes(ds, frame, latest, gone, last, settings, sha)
+    return DailyPlan(
+        ds,
+        src,
+        sha,
+        settings,
+        key,
+        ingest_id,
+        now,
+        frame,
+        out_cols,
+        data,
+        deleted,
+        revisions,
+        n_new,
+        int(deleted.sum()),
+        tuple(notes),
+    )
+
+
+def _latest_stored(vint: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Newest live vintage per date (values only) and the ingest id each came from."""
+    if vint.empty:
+        return pd.DataFrame(), None
+    lv = vint.sort_values(["date", "known_at", "ingest_id"]).drop_duplicates("date", keep="last")
+    lv = lv[~lv["deleted"].astype(bool)].set_index("date").sort_index()
+    return lv.drop(columns=["known_at", "ingest_id", "deleted"]), lv["ingest_id"]
+
+
+def _vintage_rows(
+    latest: pd.DataFrame, frame: DailyFrame, need: np.ndarray, update_mode: str
+) -> tuple[list[str], dict[str, Any], np.ndarray, np.ndarray]:
+    """Full rows for the dates that need a vintage (columns the file lacks keep their stored values), plus
+    tombstones (replace mode) for stored dates the file no longer has; also returns those gone dates."""
     out_cols = list(dict.fromkeys([*latest.columns, *frame.values]))
     sel = np.flatnonzero(need)
     data: dict[str, Any] = {"date": frame.dates[sel]}
-    pos = (
-        pd.DatetimeIndex(pd.to_datetime(latest.index)).get_indexer(pd.to_datetime(frame.dates[sel]))
-        if not latest.empty
-        else np.full(len(sel), -1)
-    )
+    idx = pd.DatetimeIndex(pd.to_datetime(latest.index)) if not latest.empty else pd.DatetimeIndex([])
+    pos = idx.get_indexer(pd.to_datetime(frame.dates[sel])) if not latest.empty else np.full(len(sel), -1)
     for col in out_cols:
         if col in frame.values:
             data[col] = frame.values[col][sel]
@@ -381,45 +441,130 @@ def ingest_daily(
             old = latest[col].to_numpy(dtype="float64")
             data[col] = np.where(pos >= 0, old[np.where(pos >= 0, pos, 0)], np.nan)
     deleted = np.zeros(len(sel), dtype=bool)
-    n_deleted = 0
-    if ds.update_mode == "replace" and not latest.empty:  # dates the new file no longer has: tombstones
-        gone = ~pd.DatetimeIndex(pd.to_datetime(latest.index)).isin(pd.to_datetime(frame.dates))
-        if gone.any():
-            n_deleted = int(gone.sum())
-            data["date"] = np.concatenate([data["date"], np.array(latest.index[gone], dtype="datetime64[D]")])
-            for col in out_cols:
-                data[col] = np.concatenate([data[col], np.full(n_deleted, np.nan)])
-            deleted = np.concatenate([deleted, np.ones(n_deleted, dtype=bool)])
-    rows_written = len(data["date"])
-    raw_path = paths.raw_dir / "by_hash" / sha[:2] / f"{sha}{src.suffix.lower()}"
-    if not raw_path.exists():
-        atomic_copy(src, raw_path, tmp_dir=paths.staging_dir)
-    if rows_written:
-        tbl = _vintage_table(data, deleted, now, ingest_id, out_cols)
-        for part_key, part in _partitions(tbl, ds):
-            atomic_write_parquet(
-                part, tdir / part_key / f"part-{ingest_id}.parquet", tmp_dir=paths.staging_dir
-            )
-    first, last = pd.Timestamp(frame.dates[0]).date(), pd.Timestamp(frame.dates[-1]).date()
-    finished = utcnow()
-    with reg.transaction() as con:  # registry row last: until here nothing above counts
-        insert_rows(
-            con,
-            "revisions",
-            [
-                {
-                    "dataset_id": r.dataset_id,
-                    "date": r.date,
-                    "column_name": r.column,
-                    "old_value": r.old_value,
-                    "new_value": r.new_value,
-                    "old_ingest_id": r.old_ingest_id,
-                    "new_ingest_id": r.new_ingest_id,
-                    "recorded_at": finished,
-                }
-                for r in revisions
-            ],
+    gone = np.array([], dtype="datetime64[D]")
+    if not latest.empty:
+        mask = ~idx.isin(pd.to_datetime(frame.dates))
+        gone = np.array(latest.index[mask], dtype="datetime64[D]")
+    if update_mode == "replace" and len(gone):
+        data["date"] = np.concatenate([data["date"], gone])
+        for col in out_cols:
+            data[col] = np.concatenate([data[col], np.full(len(gone), np.nan)])
+        deleted = np.concatenate([deleted, np.ones(len(gone), dtype=bool)])
+    return out_cols, data, deleted, gone
+
+
+def _listed(days: np.ndarray, n: int = 5) -> str:
+    shown = ", ".join(f"{pd.Timestamp(d):%Y-%m-%d %a}" for d in days[:n])
+    return shown + (f", ... ({len(days)} in all)" if len(days) > n else "")
+
+
+def _notes(
+    ds: DatasetRow,
+    frame: DailyFrame,
+    latest: pd.DataFrame,
+    gone: np.ndarray,
+    last: IngestRecord | None,
+    settings: dict[str, Any],
+    sha: str,
+) -> list[str]:
+    """What a careful quant wants to hear about this file besides its counts (all kept in the registry)."""
+    notes = [f"dropped column {d.letter} '{d.header}': {d.reason}" for d in frame.dropped]
+    if last is not None and last.file_sha256 == sha:
+        notes.append(
+            f"same file, parsed again: {_what_changed(dict(last.details.get('parse') or {}), settings, ds)}"
         )
+    elif last is not None and last.parse_key and last.details.get("parse") != settings:
+        notes.append(
+            f"parse settings changed: {_what_changed(dict(last.details.get('parse') or {}), settings, ds)}"
+        )
+    off = _off_calendar(frame.dates, ds)
+    if len(off):
+        rows = frame.rows[np.isin(frame.dates, off)]
+        notes.append(
+            f"{len(off)} row(s) dated on a weekend/holiday of {_calendar_name(ds)} ({_listed(off)}; "
+            f"rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}): kept as stamped; a "
+            "daily backtest first sees each on the next trading day (never earlier)"
+        )
+    if len(gone):
+        if ds.update_mode == "replace":
+            notes.append(
+                f"{len(gone)} stored date(s) not in this file were deleted (update_mode replace): {_listed(gone)}"
+            )
+        else:
+            notes.append(
+                f"{len(gone)} stored date(s) are not in this file any more ({_listed(gone)}): their values are "
+                f"kept (update_mode append_only keeps every vintage; {dataset_cell(ds, 'update_mode')} = replace "
+                "would delete them)"
+            )
+    if not latest.empty:
+        added = [c for c in frame.values if c not in latest.columns]
+        lost = [c for c in latest.columns if c not in frame.values]
+        if added:
+            notes.append(
+                f"new column(s) {', '.join(added)}: run `backtest config export` so expressions may use them"
+            )
+        if lost:
+            notes.append(f"column(s) {', '.join(lost)} not in this file: their stored values are kept")
+    return notes
+
+
+def _calendar_name(ds: DatasetRow) -> str:
+    return ds.session_calendar or "Mon-Fri"
+
+
+def _off_calendar(dates: np.ndarray, ds: DatasetRow) -> np.ndarray:
+    """Dates that are not trading days of the dataset's calendar (weekends; CME holidays when it names one)."""
+    if len(dates) == 0:
+        return dates
+    weekend = np.isin((dates.astype("datetime64[D]").view("int64") - 4) % 7, (5, 6))  # 1970-01-05 = Monday
+    off = weekend
+    if ds.session_calendar == "CME_EQUITY":
+        import pandas_market_calendars as pmc
+
+        lo, hi = pd.Timestamp(dates[0]), pd.Timestamp(dates[-1])
+        open_days = pmc.get_calendar("CME_Equity").valid_days(lo, hi).tz_localize(None).normalize()
+        off = ~pd.DatetimeIndex(pd.to_datetime(dates)).isin(open_days)
+    return dates[off]
+
+
+def write_daily(plan: DailyPlan, paths: ResolvedPaths, reg: Registry) -> Path:
+    """Raw copy by content hash and the vintage parquet files (invisible until `record_daily`)."""
+    tdir = table_dir(paths, plan.ds)
+    clean_stale_temp(tdir)
+    remove_orphans(tdir, {r["ingest_id"] for r in registered_ingests(reg, plan.ds.dataset_id)})
+    raw_path = paths.raw_dir / "by_hash" / plan.sha[:2] / f"{plan.sha}{plan.src.suffix.lower()}"
+    if not raw_path.exists():
+        atomic_copy(plan.src, raw_path, tmp_dir=paths.staging_dir)
+    if plan.rows_written:
+        tbl = _vintage_table(plan.data, plan.deleted, plan.now, plan.ingest_id, plan.out_cols)
+        for part_key, part in _partitions(tbl, plan.ds):
+            target = tdir / part_key / f"part-{plan.ingest_id}.parquet"
+            atomic_write_parquet(part, target, tmp_dir=paths.staging_dir)
+    return raw_path
+
+
+def remove_orphans(tdir: Path, registered: set[str], grace_s: float = ORPHAN_GRACE_S) -> int:
+    """Delete part files of ingests that never reached the registry (killed runs); returns how many."""
+    n = 0
+    if not tdir.exists():
+        return 0
+    for f in tdir.rglob("part-*.parquet"):
+        if f.stem.removeprefix("part-") in registered or time.time() - f.stat().st_mtime < grace_s:
+            continue
+        try:
+            os.remove(f)
+            n += 1
+        except OSError:  # open elsewhere (Windows): invisible anyway, removed next time
+            pass
+    return n
+
+
+def record_daily(plan: DailyPlan, reg: Registry, raw_path: Path, config_hash: str) -> None:
+    """One registry transaction: revisions, coverage, dataset row, and the ingests row (the commit point)."""
+    f, ds = plan.frame, plan.ds
+    finished = utcnow()
+    with reg.transaction() as con:
+        insert_rows(con, "revisions", [_revision_row(r, finished) for r in plan.revisions])
         upsert_rows(
             con,
             "coverage",
@@ -433,54 +578,88 @@ def ingest_daily(
                     "volume": None,
                     "updated_at": finished,
                 }
-                for d in frame.dates
+                for d in f.dates
             ],
         )
-        record_dataset(con, ds, out_cols, config_hash, finished)
-        record_ingests(
-            con,
-            [
-                IngestRecord(
-                    ingest_id=ingest_id,
-                    dataset_id=ds.dataset_id,
-                    source_path=str(src),
-                    raw_path=str(raw_path),
-                    file_sha256=sha,
-                    source_kind="xlsx",
-                    schema_name="daily",
-                    rows=len(frame.dates),
-                    first_date=first,
-                    last_date=last,
-                    columns=tuple(frame.values),
-                    started_at=now.replace(tzinfo=None),
-                    finished_at=finished,
-                    config_hash=config_hash,
-                    n_new_dates=n_new,
-                    n_revisions=len(revisions),
-                    details={
-                        "vintage_rows": rows_written,
-                        "tombstones": n_deleted,
-                        "skipped_columns": list(frame.skipped_columns),
-                        "headers": frame.source_columns,
-                    },
-                )
+        record_dataset(con, ds, plan.out_cols, config_hash, finished)
+        record_ingests(con, [_ingest_record(plan, raw_path, config_hash, finished)])
+
+
+def _revision_row(r: Revision, when: dt.datetime) -> dict[str, Any]:
+    return {
+        "dataset_id": r.dataset_id,
+        "date": r.date,
+        "column_name": r.column,
+        "old_value": r.old_value,
+        "new_value": r.new_value,
+        "old_ingest_id": r.old_ingest_id,
+        "new_ingest_id": r.new_ingest_id,
+        "recorded_at": when,
+    }
+
+
+def _ingest_record(plan: DailyPlan, raw_path: Path, config_hash: str, finished: dt.datetime) -> IngestRecord:
+    f = plan.frame
+    return IngestRecord(
+        ingest_id=plan.ingest_id,
+        dataset_id=plan.ds.dataset_id,
+        source_path=str(plan.src),
+        raw_path=str(raw_path),
+        file_sha256=plan.sha,
+        source_kind="xlsx",
+        schema_name="daily",
+        rows=len(f.dates),
+        first_date=pd.Timestamp(f.dates[0]).date(),
+        last_date=pd.Timestamp(f.dates[-1]).date(),
+        columns=tuple(f.values),
+        started_at=plan.now.replace(tzinfo=None),
+        finished_at=finished,
+        config_hash=config_hash,
+        parse_key=plan.key,
+        n_new_dates=plan.n_new,
+        n_revisions=len(plan.revisions),
+        details={
+            "vintage_rows": plan.rows_written,
+            "tombstones": plan.n_deleted,
+            "skipped_columns": list(f.skipped_columns),
+            "dropped_columns": [
+                {"column": d.letter, "header": d.header, "reason": d.reason} for d in f.dropped
             ],
-        )
+            "headers": f.source_columns,
+            "sheet": f.sheet,
+            "parse": plan.settings,
+            "notes": list(plan.notes),
+        },
+    )
+
+
+def ingest_daily(
+    ds: DatasetRow, paths: ResolvedPaths, reg: Registry, now: dt.datetime | None = None, config_hash: str = ""
+) -> IngestResult:
+    """Ingest one daily_series dataset from its xlsx: plan -> write -> record; idempotent per identity."""
+    now = now or dt.datetime.now(dt.UTC)
+    plan = plan_daily(ds, paths, reg, now)
+    if isinstance(plan, IngestResult):
+        return plan
+    raw_path = write_daily(plan, paths, reg)
+    record_daily(plan, reg, raw_path, config_hash)
+    f = plan.frame
     return IngestResult(
         ds.dataset_id,
-        ingest_id,
-        str(src),
+        plan.ingest_id,
+        str(plan.src),
         "ingested",
-        len(frame.dates),
-        first,
-        last,
+        len(f.dates),
+        pd.Timestamp(f.dates[0]).date(),
+        pd.Timestamp(f.dates[-1]).date(),
         {
-            "new_dates": n_new,
-            "revisions": revisions,
-            "vintage_rows": rows_written,
-            "columns": list(frame.values),
-            "skipped_columns": list(frame.skipped_columns),
-            "tombstones": n_deleted,
+            "new_dates": plan.n_new,
+            "revisions": plan.revisions,
+            "vintage_rows": plan.rows_written,
+            "columns": list(f.values),
+            "skipped_columns": list(f.skipped_columns),
+            "tombstones": plan.n_deleted,
+            "notes": list(plan.notes),
         },
     )
 
@@ -518,12 +697,14 @@ def _partitions(tbl: pa.Table, ds: DatasetRow) -> list[tuple[str, pa.Table]]:
 def describe(result: IngestResult) -> str:
     d = result.details
     if result.status == "unchanged":
-        return f"{result.dataset_id}: unchanged ({Path(result.source).name} already ingested)"
+        return f"{result.dataset_id}: unchanged ({Path(result.source).name} already ingested with these settings)"
     revs = d.get("revisions", [])
     text = (
         f"{result.dataset_id}: ingested {result.rows:,} rows {result.first_date}..{result.last_date}, "
         f"{d.get('new_dates', 0):,} new dates, {len(revs)} revisions, columns {', '.join(d.get('columns', []))}"
     )
+    for note in d.get("notes", []):
+        text += f"\n  note: {note}"
     for r in revs[:10]:
         text += f"\n  revision {r.date} {r.column}: {r.old_value} -> {r.new_value} ({r.old_ingest_id} -> {r.new_ingest_id})"
     if len(revs) > 10:
