@@ -2,18 +2,31 @@
 
 Pure: `figure_data(state, src)` gathers the frames a chart needs and `build_figure(state, src)` turns them into
 a plotly Figure, so a test (or a web app) can ask "what would the chart show for these settings" without a
-browser. The widget (widgets.py) only maps controls to a ChartState and redraws.
+browser. The widget (widgets.py) only maps controls to a ChartState and redraws; the static HTML
+(`write_chart_html`) carries the same rules in a small script (charts.js) that redraws on zoom.
 
-Display conventions: the x axis is exchange time (America/Chicago, wall clock) because that is how the trader
-reads a session; the API frames stay in UTC. The footprint is drawn as "bid x ask" text per price level, only
-inside the visible window and capped at `max_cells` cells (the newest buckets are kept), since plotly text
-traces slow down past a few thousand labels.
+Display conventions (ATAS / Sierra Chart footprint style):
+* x is exchange time (America/Chicago wall clock); every bar is drawn at its bucket's START (13:00 means the
+  bucket 13:00-13:05), hover shows that time. The API frames stay in UTC.
+* Layers, bottom to top: footprint cells and big-trade bubbles (semi-transparent) -> candles -> footprint
+  numbers. Plotly draws scatter above candlesticks within one subplot, so the candles sit on an overlaid
+  price axis (y4) and the numbers on another (y5), all three with the same range.
+* The footprint depends on how many footprint buckets are visible (`footprint_mode`): more than
+  CELL_BUCKETS -> nothing (the candles alone are readable); up to CELL_BUCKETS -> coloured cells (imbalances
+  green/red, POC outlined); up to TEXT_BUCKETS -> the `bid x ask` numbers too. Zoom in and it appears.
+* The price/volume/CVD axes are fitted to the visible time window (the HTML script refits on every zoom).
+* Volume bars are coloured like their candle (close >= open: green).
+* A FULL chart shades each RTH window.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +36,19 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from runtime.charts.api import (
+    FOOTPRINT_COLUMNS,
     ChartSource,
     Interval,
     big_trades,
+    bucket_starts,
     candles,
     cvd,
     footprint,
     sessions,
     trade_dates,
 )
+from runtime.charts.zoom_js import ZOOM_JS
+from runtime.contracts import UserError
 
 if TYPE_CHECKING:
     from runtime.contracts import DatasetRow, ResolvedPaths
@@ -41,7 +58,13 @@ DISPLAY_TZ = "America/Chicago"
 BUY, SELL, NEUTRAL = "#1a9850", "#d73027", "#7f7f7f"
 BOTH = "#7b3294"
 POC_COLOUR = "#f0a202"
-MAX_BUBBLE_PX = 28.0
+RTH_SHADE = "rgba(255, 214, 102, 0.16)"
+MAX_BUBBLE_PX = 30.0
+#: footprint buckets visible at most for cells / for the bid x ask numbers (readable at ~1,300 px plot width)
+CELL_BUCKETS = 60
+TEXT_BUCKETS = 24
+LAYERS = ("candles", "footprint", "bubbles", "volume", "cvd")
+JS_FILE = "plotly.min.js"
 
 
 @dataclass(frozen=True)
@@ -49,7 +72,7 @@ class ChartState:
     """Everything the chart's controls set; the figure is a pure function of (state, source)."""
 
     session: str = "RTH"
-    day: dt.date | None = None  # last trade date shown (None = the latest with data)
+    day: dt.date | None = None  # last trade date shown (None = the latest with trades)
     n_days: int = 1  # trade dates shown, ending at `day`
     interval: Interval = 5  # candle minutes or "session"
     show_footprint: bool = True
@@ -63,11 +86,30 @@ class ChartState:
     big_percentile: float = 99.9
     lookback_sessions: int = 20
     cvd_reset: str = "session"
-    view: tuple[pd.Timestamp, pd.Timestamp] | None = None  # visible UTC window (footprint drawn only inside)
+    view: tuple[pd.Timestamp, pd.Timestamp] | None = None  # visible UTC window (None = the whole session)
     max_cells: int = 2500
+    show_candles: bool = True
+    show_bubbles: bool = True
+    show_volume: bool = True
+    show_cvd: bool = True
 
     def with_(self, **changes: Any) -> ChartState:
         return replace(self, **changes)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        on = (self.show_candles, self.show_footprint, self.show_bubbles, self.show_volume, self.show_cvd)
+        return tuple(name for name, shown in zip(LAYERS, on, strict=True) if shown)
+
+
+def parse_layers(text: str) -> dict[str, bool]:
+    """'candles,footprint' -> the show_* fields of ChartState (unknown names are a user error)."""
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in LAYERS]
+    if bad or not names:
+        what = f"unknown layer {bad[0]!r}" if bad else "no layer named"
+        raise UserError(f"--layers {text!r}: {what}; use a comma list of {', '.join(LAYERS)}")
+    return {f"show_{n}": n in names for n in LAYERS}
 
 
 @dataclass(frozen=True)
@@ -82,17 +124,75 @@ class FigureData:
     cvd: pd.DataFrame
     x_range: tuple[pd.Timestamp, pd.Timestamp] | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    footprint_mode: str = "off"  # "off" | "cells" | "text" for the visible window
+    rth_windows: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = ()
+
+
+# ---- which day ----------------------------------------------------------------------------------------
+
+
+def session_days(src: ChartSource, session: str) -> list[dt.date]:
+    """Trade dates that have this session with at least one trade (a closed day has a 0-trade row)."""
+    days = trade_dates(src, session)
+    if not days:
+        return []
+    st = sessions(src, session, days).table
+    traded = {int(k) for k, n in zip(st["trade_date"], st["n_trades"], strict=True) if n > 0}
+    return [d for d in days if (d - dt.date(1970, 1, 1)).days in traded]
+
+
+def resolve_day(src: ChartSource, session: str, day: dt.date | None) -> dt.date:
+    """The trade date a chart of `day` shows: `day` itself, or a UserError naming the nearest sessions.
+
+    Why an error rather than the nearest day: a file named after one day must show that day.
+    """
+    days = session_days(src, session)
+    if not days:
+        raise UserError(
+            f"{src.dataset_id}: no derived {session} session with trades; run `backtest derive` first"
+        )
+    if day is None:
+        return days[-1]
+    if day in days:
+        return day
+    all_days = trade_dates(src, session)
+    if day.weekday() >= 5:
+        why = "a weekend day is not a CME trade date"
+    elif day in all_days:
+        why = f"the exchange had no {session} trading that day (closed)"
+    elif day < days[0] or day > days[-1]:
+        why = f"the derived {session} data of {src.dataset_id} cover {days[0]} .. {days[-1]}"
+    else:
+        why = f"no {session} data derived for it (a holiday, or not ingested)"
+    before = [d for d in days if d < day][-1:]
+    after = [d for d in days if d > day][:1]
+    near = ", ".join(f"{d:%a} {d}" for d in (*before, *after))
+    raise UserError(
+        f"--day {day}: {src.dataset_id} has no {session} session on {day:%a} {day}: {why}. "
+        f"Nearest {session} sessions: {near}; fix: --day {(before or after)[0]}"
+    )
 
 
 def _pick_dates(src: ChartSource, state: ChartState) -> tuple[dt.date, ...]:
     days = trade_dates(src, state.session)
     if not days:
         return ()
-    day = state.day if state.day is not None else days[-1]
+    day = state.day if state.day is not None else (session_days(src, state.session) or days)[-1]
     upto = [d for d in days if d <= day]
     if not upto:
         upto = days[:1]
     return tuple(upto[-max(1, state.n_days) :])
+
+
+# ---- footprint visibility -----------------------------------------------------------------------------
+
+
+def footprint_mode(span: pd.Timedelta, footprint_interval: int) -> str:
+    """What the footprint shows when `span` of time is visible: "off", "cells" or "text" (same rule in JS)."""
+    n = math.ceil(span / pd.Timedelta(minutes=footprint_interval) - 1e-9)
+    if n <= TEXT_BUCKETS:
+        return "text"
+    return "cells" if n <= CELL_BUCKETS else "off"
 
 
 def _cap_cells(fp: pd.DataFrame, max_cells: int) -> tuple[pd.DataFrame, int]:
@@ -105,35 +205,9 @@ def _cap_cells(fp: pd.DataFrame, max_cells: int) -> tuple[pd.DataFrame, int]:
     return fp[fp["ts"].isin(keep)], int((~fits).sum())
 
 
-def figure_data(state: ChartState, src: ChartSource) -> FigureData:
-    """Query the API for everything the chart shows (no plotly here)."""
-    dates = _pick_dates(src, state)
-    notes: list[str] = []
-    if not dates:
-        empty = pd.DataFrame()
-        return FigureData(state, (), empty, empty, empty, empty, None, ("no derived data for this session",))
-    first, last = dates[0], dates[-1]
-    c = candles(src, state.session, first, last, state.interval)
-    fp = pd.DataFrame()
-    if state.show_footprint:
-        lo, hi = state.view if state.view is not None else (first, last)
-        if state.view is not None:
-            lo, hi = pd.Timestamp(lo), pd.Timestamp(hi)
-        fp = footprint(
-            src,
-            state.session,
-            lo,
-            hi,
-            state.footprint_interval,
-            ratio=state.ratio,
-            min_volume=state.min_volume,
-            tick=state.tick,
-        )
-        fp, dropped = _cap_cells(fp, state.max_cells)
-        if dropped:
-            notes.append(f"footprint: newest {fp['ts'].nunique()} buckets shown ({dropped} older: zoom in)")
+def _big(src: ChartSource, state: ChartState, first: dt.date, last: dt.date) -> pd.DataFrame:
     if state.big_by == "percentile":
-        bt = big_trades(
+        return big_trades(
             src,
             state.session,
             first,
@@ -142,17 +216,74 @@ def figure_data(state: ChartState, src: ChartSource) -> FigureData:
             percentile=state.big_percentile,
             lookback_sessions=state.lookback_sessions,
         )
-    else:
-        bt = big_trades(src, state.session, first, last, mode=state.big_mode, min_size=state.big_min_size)
-    cv = cvd(src, state.session, first, last, state.interval, reset=state.cvd_reset)
+    return big_trades(src, state.session, first, last, mode=state.big_mode, min_size=state.big_min_size)
+
+
+def _footprint(src: ChartSource, state: ChartState, lo: Any, hi: Any) -> pd.DataFrame:
+    return footprint(
+        src,
+        state.session,
+        lo,
+        hi,
+        state.footprint_interval,
+        ratio=state.ratio,
+        min_volume=state.min_volume,
+        tick=state.tick,
+    )
+
+
+def figure_data(state: ChartState, src: ChartSource) -> FigureData:
+    """Query the API for everything the chart shows (no plotly here)."""
+    dates = _pick_dates(src, state)
+    notes: list[str] = []
+    if not dates:
+        empty = pd.DataFrame()
+        return FigureData(state, (), empty, empty, empty, empty, None, ("no derived data for this session",))
+    first, last = dates[0], dates[-1]
+    if state.day is not None and last != state.day:
+        notes.append(f"no {state.session} session on {state.day}: showing {last}")
     st = sessions(src, state.session, dates).table
+    if len(st) and int(st["n_trades"].iloc[-1]) == 0:
+        notes.append(f"no {state.session} trades on {last} ({last:%A}): the exchange was closed")
+    c = candles(src, state.session, first, last, state.interval)
     x_range = None
-    if len(st):
+    if len(st) and int(st["n_trades"].sum()) > 0:
+        traded = st[st["n_trades"] > 0]
         x_range = (
-            pd.Timestamp(int(st["open_ts"].min()), tz="UTC"),
-            pd.Timestamp(int(st["close_ts"].max()), tz="UTC"),
+            pd.Timestamp(int(traded["open_ts"].min()), tz="UTC"),
+            pd.Timestamp(int(traded["close_ts"].max()), tz="UTC"),
         )
-    return FigureData(state, dates, c, fp, bt, cv, x_range, tuple(notes))
+    view = state.view if state.view is not None else x_range
+    mode = "off"
+    fp = pd.DataFrame()
+    if state.show_footprint and view is not None:
+        lo, hi = pd.Timestamp(view[0]), pd.Timestamp(view[1])
+        mode = footprint_mode(hi - lo, state.footprint_interval)
+        if mode != "off":
+            fp, dropped = _cap_cells(_footprint(src, state, lo, hi), state.max_cells)
+            if dropped:
+                notes.append(
+                    f"footprint: newest {fp['ts'].nunique()} buckets drawn, {dropped} older: zoom in"
+                )
+    bt = _big(src, state, first, last) if state.show_bubbles else pd.DataFrame()
+    if len(bt):  # each bubble is drawn on the candle of its bucket (ATAS convention); hover gives its time
+        ts = pd.to_datetime(bt["ts_event"], utc=True).astype("int64").to_numpy()
+        days = np.array([(d - dt.date(1970, 1, 1)).days for d in bt["trade_date"]], dtype=np.int64)
+        b0, _ = bucket_starts(ts, days, sessions(src, state.session, dates), state.interval)
+        bt = bt.assign(bucket=pd.to_datetime(b0, unit="ns", utc=True))
+    cv = cvd(src, state.session, first, last, state.interval, reset=state.cvd_reset)
+    rth: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = ()
+    if state.session == "FULL":
+        r = sessions(src, "RTH", dates).table
+        rth = tuple(
+            (pd.Timestamp(int(o), tz="UTC"), pd.Timestamp(int(e), tz="UTC"))
+            for o, e, n in zip(r["open_ts"], r["close_ts"], r["n_trades"], strict=True)
+            if n > 0
+        )
+    return FigureData(state, dates, c, fp, bt, cv, x_range, tuple(notes), mode, rth)
+
+
+# ---- drawing ------------------------------------------------------------------------------------------
 
 
 def _local(ts: pd.Series | pd.Timestamp) -> Any:
@@ -162,13 +293,28 @@ def _local(ts: pd.Series | pd.Timestamp) -> Any:
     return pd.to_datetime(ts, utc=True).dt.tz_convert(DISPLAY_TZ).dt.tz_localize(None)
 
 
-def _mid(frame: pd.DataFrame) -> pd.Series:
-    return _local(frame["ts"] + (frame["ts_end"] - frame["ts"]) / 2)
+def _ms(ts: pd.Series | pd.Timestamp) -> Any:
+    """Exchange wall-clock time as plotly's linear date value (ms since epoch of the naive time)."""
+    loc = _local(ts)
+    if isinstance(loc, pd.Timestamp):
+        return int(loc.value // 1_000_000)
+    return (loc.astype("int64") // 1_000_000).to_numpy()
 
 
-def _candle_traces(c: pd.DataFrame, faded: bool) -> list[go.BaseTraceType]:
-    x = _mid(c)
-    return [
+def _step(interval: Interval, frame: pd.DataFrame) -> pd.Timedelta:
+    if interval == "session":
+        return pd.Timedelta(hours=1) if frame.empty else (frame["ts_end"] - frame["ts"]).max()
+    return pd.Timedelta(minutes=int(interval))
+
+
+def _candle_colour(c: pd.DataFrame) -> list[str]:
+    return np.where(c["close"] >= c["open"], BUY, SELL).tolist()
+
+
+def _candle_traces(c: pd.DataFrame, hollow: bool) -> tuple[go.Candlestick, go.Bar]:
+    x = _local(c["ts"])
+    up, down = ("rgba(0,0,0,0)", "rgba(0,0,0,0)") if hollow else (BUY, SELL)
+    return (
         go.Candlestick(
             x=x,
             open=c["open"],
@@ -176,66 +322,125 @@ def _candle_traces(c: pd.DataFrame, faded: bool) -> list[go.BaseTraceType]:
             low=c["low"],
             close=c["close"],
             name="candles",
-            opacity=0.4 if faded else 1.0,
-            increasing_line_color=BUY,
-            decreasing_line_color=SELL,
+            increasing={"line": {"color": BUY, "width": 1.2}, "fillcolor": up},
+            decreasing={"line": {"color": SELL, "width": 1.2}, "fillcolor": down},
+            xaxis="x",
+            yaxis="y4",
         ),
         go.Bar(
             x=x,
             y=c["volume"],
-            name="volume",
-            marker_color=np.where(c["delta"] >= 0, BUY, SELL).tolist(),
+            name="volume (candle colour)",
+            marker_color=_candle_colour(c),
             customdata=np.stack([c["buy_volume"], c["sell_volume"], c["delta"]], axis=1),
-            hovertemplate="vol %{y}<br>buy %{customdata[0]} sell %{customdata[1]}<br>delta %{customdata[2]}",
+            hovertemplate="%{x|%H:%M} vol %{y}<br>buy %{customdata[0]} sell %{customdata[1]}"
+            "<br>delta %{customdata[2]}<extra></extra>",
         ),
-    ]
-
-
-def _footprint_traces(fp: pd.DataFrame) -> list[go.BaseTraceType]:
-    """`bid x ask` per price level at the bucket's middle; imbalances coloured, the POC bold and underlined."""
-    colour = np.select(
-        [fp["buy_imbalance"] & fp["sell_imbalance"], fp["buy_imbalance"], fp["sell_imbalance"]],
-        [BOTH, BUY, SELL],
-        NEUTRAL,
     )
-    text = [
-        f"<b>{b} x {a}</b>" if poc else f"{b} x {a}"
-        for b, a, poc in zip(fp["bid_volume"], fp["ask_volume"], fp["poc"], strict=True)
-    ]
-    poc = fp[fp["poc"]]
-    return [
-        go.Scatter(
-            x=_mid(fp),
-            y=fp["price"],
-            mode="text",
-            text=text,
-            textfont={"size": 9, "color": colour.tolist()},
-            name="footprint",
-            customdata=np.stack([fp["volume"], fp["delta"]], axis=1),
-            hovertemplate="%{y}: %{text}<br>vol %{customdata[0]} delta %{customdata[1]}<extra></extra>",
-        ),
-        go.Scatter(
-            x=_mid(poc),
-            y=poc["price"],
-            mode="markers",
-            marker={"symbol": "line-ew-open", "size": 34, "line": {"width": 2, "color": POC_COLOUR}},
-            name="POC",
-            hoverinfo="skip",
-        ),
-    ]
 
 
-def _bubble_traces(bt: pd.DataFrame, mode: str) -> list[go.BaseTraceType]:
-    """One trace per aggressor side; marker area proportional to contracts."""
+def _cell_colours(fp: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(cell fill, text colour): imbalances green/red/purple, other cells grey scaled by volume in the bucket."""
+    vmax = fp.groupby("ts")["volume"].transform("max").to_numpy()
+    share = np.where(vmax > 0, fp["volume"].to_numpy() / np.maximum(vmax, 1), 0.0)
+    grey = [f"rgba(120,130,150,{0.08 + 0.32 * s:.2f})" for s in share]
+    buy, sell = fp["buy_imbalance"].to_numpy(), fp["sell_imbalance"].to_numpy()
+    fill = np.where(
+        buy & sell,
+        "rgba(123,50,148,0.35)",
+        np.where(buy, "rgba(26,152,80,0.38)", np.where(sell, "rgba(215,48,39,0.38)", grey)),
+    )
+    text = np.select([buy & sell, buy, sell], ["#4b1a5e", "#0b5d2e", "#9e1a12"], "#222222")
+    return fill.tolist(), text.tolist()
+
+
+def footprint_payload(fp: pd.DataFrame, step: pd.Timedelta) -> dict[str, Any]:
+    """The footprint as plain arrays (what the HTML script filters to the visible window)."""
+    fill, tcol = _cell_colours(fp) if len(fp) else ([], [])
+    x0 = _ms(fp["ts"]) if len(fp) else np.array([], dtype=np.int64)
+    return {
+        "x0": [int(v) for v in x0],
+        "step": int(step / pd.Timedelta(milliseconds=1)),
+        "price": fp["price"].astype(float).tolist() if len(fp) else [],
+        "bid": fp["bid_volume"].astype(int).tolist() if len(fp) else [],
+        "ask": fp["ask_volume"].astype(int).tolist() if len(fp) else [],
+        "poc": fp["poc"].astype(bool).tolist() if len(fp) else [],
+        "fill": fill,
+        "tcol": tcol,
+    }
+
+
+def _footprint_traces(
+    fp: pd.DataFrame, step: pd.Timedelta, tick: float, mode: str, always_text: bool = False
+) -> list[go.BaseTraceType]:
+    """Cells (bars behind the candles, right of the candle body) and `bid x ask` numbers above them."""
+    if fp.empty:
+        fp = pd.DataFrame({c: pd.Series(dtype="float64") for c in FOOTPRINT_COLUMNS})
+    p = footprint_payload(fp, step)
+    x0, w = np.asarray(p["x0"], dtype=np.int64), p["step"]
+    poc = np.asarray(p["poc"], dtype=bool)
+    cells = go.Bar(
+        x=pd.to_datetime(x0 + int(0.56 * w), unit="ms"),
+        y=[tick] * len(fp),
+        base=(fp["price"] - tick / 2).tolist(),
+        width=0.80 * w,
+        marker={
+            "color": p["fill"] if len(fp) else "rgba(0,0,0,0)",
+            "line": {
+                "color": np.where(poc, POC_COLOUR, "rgba(0,0,0,0)").tolist() if len(fp) else "rgba(0,0,0,0)",
+                "width": np.where(poc, 2, 0).tolist() if len(fp) else 0,
+            },
+        },
+        name="footprint",
+        customdata=np.stack([fp["bid_volume"], fp["ask_volume"], fp["volume"], fp["delta"]], axis=1)
+        if len(fp)
+        else None,
+        hovertemplate="%{customdata[0]} x %{customdata[1]} @ %{base:.2f}+<br>vol %{customdata[2]} "
+        "delta %{customdata[3]}<extra>footprint</extra>",
+        xaxis="x",
+        yaxis="y",
+        showlegend=True,
+    )
+    out: list[go.BaseTraceType] = [cells]
+    if mode != "text":
+        fp, p, x0 = fp.iloc[:0], footprint_payload(fp.iloc[:0], step), x0[:0]
+    if mode == "text" or always_text:
+        text = [
+            f"<b>{b} x {a}</b>" if pc else f"{b} x {a}"
+            for b, a, pc in zip(p["bid"], p["ask"], p["poc"], strict=True)
+        ]
+        out.append(
+            go.Scatter(
+                x=pd.to_datetime(x0 + int(0.56 * w), unit="ms"),
+                y=fp["price"],
+                mode="text",
+                text=text,
+                textfont={
+                    "size": 10,
+                    "color": p["tcol"] if len(fp) else "#222222",
+                    "family": "Arial Narrow, Arial, sans-serif",
+                },
+                name="bid x ask",
+                hoverinfo="skip",
+                xaxis="x",
+                yaxis="y5",
+            )
+        )
+    return out
+
+
+def _bubble_traces(bt: pd.DataFrame, mode: str, x_of: np.ndarray) -> list[go.BaseTraceType]:
+    """One trace per aggressor side, drawn on the candle of their bucket; marker area proportional to size."""
     sizeref = 2.0 * float(bt["size"].max()) / (MAX_BUBBLE_PX**2)
     out = []
     for side, colour, label in ((1, BUY, "big buys"), (-1, SELL, "big sells"), (0, NEUTRAL, "big (no side)")):
-        part = bt[bt["side"] == side]
+        m = (bt["side"] == side).to_numpy()
+        part = bt[m]
         if part.empty:
             continue
         out.append(
             go.Scatter(
-                x=_local(part["ts_event"]),
+                x=x_of[m],
                 y=part["price"],
                 mode="markers",
                 name=label,
@@ -243,22 +448,26 @@ def _bubble_traces(bt: pd.DataFrame, mode: str) -> list[go.BaseTraceType]:
                     "size": part["size"],
                     "sizemode": "area",
                     "sizeref": sizeref,
-                    "sizemin": 3,
+                    "sizemin": 4,
                     "color": colour,
-                    "opacity": 0.4,
-                    "line": {"width": 0.5, "color": "#222"},
+                    "opacity": 0.35,
+                    "line": {"width": 0.8, "color": colour},
                 },
-                customdata=np.stack([part["size"], part["n_fills"]], axis=1),
-                hovertemplate="%{customdata[0]} lots @ %{y} (%{customdata[1]} fills)"
+                customdata=np.stack(
+                    [part["size"], part["n_fills"], _local(part["ts_event"]).dt.strftime("%H:%M:%S")], axis=1
+                ),
+                hovertemplate="%{customdata[0]} lots @ %{y} (%{customdata[1]} fills) at %{customdata[2]}"
                 + f"<extra>{label} ({mode})</extra>",
+                xaxis="x",
+                yaxis="y",
             )
         )
     return out
 
 
-def _cvd_trace(cv: pd.DataFrame) -> go.Candlestick:
+def _cvd_trace(cv: pd.DataFrame, row_axis: str) -> go.Candlestick:
     return go.Candlestick(
-        x=_mid(cv),
+        x=_local(cv["ts"]),
         open=cv["cvd_open"],
         high=cv["cvd_high"],
         low=cv["cvd_low"],
@@ -266,73 +475,161 @@ def _cvd_trace(cv: pd.DataFrame) -> go.Candlestick:
         name="cvd",
         increasing_line_color=BUY,
         decreasing_line_color=SELL,
+        yaxis=row_axis,
     )
 
 
 def _title(data: FigureData) -> str:
     s = data.state
-    days = ", ".join(d.isoformat() for d in data.dates[-3:]) + (" ..." if len(data.dates) > 3 else "")
+    days = ", ".join(f"{d:%a} {d.isoformat()}" for d in data.dates[-3:]) + (
+        " ..." if len(data.dates) > 3 else ""
+    )
     title = f"{s.session} {days} | {s.interval}{'' if s.interval == 'session' else 'm'} candles"
-    if len(data.footprint):
-        title += f" | footprint {s.footprint_interval}m (ratio {s.ratio:g}, min {s.min_volume})"
-    if s.big_by == "percentile":
-        thr = f"p{s.big_percentile:g} of {s.lookback_sessions} prior sessions"
-    else:
-        thr = f">= {s.big_min_size}"
-    title += f" | big {s.big_mode}s {thr}"
+    if s.show_footprint:
+        title += f" | footprint {s.footprint_interval}m (imbalance {s.ratio:g}:1, min {s.min_volume})"
+    if s.show_bubbles:
+        if s.big_by == "percentile":
+            thr = f"p{s.big_percentile:g} of {s.lookback_sessions} prior sessions"
+        else:
+            thr = f">= {s.big_min_size} lots"
+        title += f" | big {s.big_mode}s {thr}"
     if data.notes:
         title += "<br><sup>" + "; ".join(data.notes) + "</sup>"
     return title
 
 
-def figure_from_data(data: FigureData) -> go.Figure:
-    """Price pane (candles, big-trade bubbles, footprint text on top), volume pane, CVD pane; shared x axis."""
-    s = data.state
-    fig = make_subplots(
-        rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.025, row_heights=[0.62, 0.19, 0.19]
-    )
-    c, fp, bt, cv = data.candles, data.footprint, data.big_trades, data.cvd
+def _fit(lo: float, hi: float, pad_min: float) -> list[float]:
+    pad = max(pad_min, 0.04 * (hi - lo))
+    return [lo - pad, hi + pad]
+
+
+def _ranges(data: FigureData, view: tuple[pd.Timestamp, pd.Timestamp]) -> dict[str, list[float]]:
+    """Price, volume and CVD ranges of what is visible (the HTML script does the same on zoom)."""
+    out: dict[str, list[float]] = {}
+    c, cv = data.candles, data.cvd
+    lo, hi = view
     if len(c):
-        price, vol = _candle_traces(c, faded=len(fp) > 0)
-        fig.add_trace(price, row=1, col=1)
-        fig.add_trace(vol, row=2, col=1)
-    for t in _bubble_traces(bt, s.big_mode) if len(bt) else []:
-        fig.add_trace(t, row=1, col=1)
-    for t in _footprint_traces(fp) if len(fp) else []:
-        fig.add_trace(t, row=1, col=1)
+        seen = c[(c["ts_end"] > lo) & (c["ts"] < hi)]
+        if len(seen):
+            out["price"] = _fit(float(seen["low"].min()), float(seen["high"].max()), 3 * data.state.tick)
+            out["volume"] = [0.0, float(seen["volume"].max()) * 1.08]
     if len(cv):
-        fig.add_trace(_cvd_trace(cv), row=3, col=1)
+        seen = cv[(cv["ts_end"] > lo) & (cv["ts"] < hi)]
+        if len(seen):
+            out["cvd"] = _fit(float(seen["cvd_low"].min()), float(seen["cvd_high"].max()), 1.0)
+    return out
+
+
+def footprint_hint(mode: str, footprint_interval: int) -> str:
+    """The line above the price pane that says what the footprint shows and how to see more."""
+    if mode == "text":
+        return (
+            f"footprint {footprint_interval}m: bid x ask per price; green/red = imbalance, orange box = POC"
+        )
+    if mode == "cells":
+        return (
+            f"footprint {footprint_interval}m cells (green/red = imbalance, orange = POC): zoom to "
+            f"<= {TEXT_BUCKETS * footprint_interval} min for bid x ask"
+        )
+    return f"footprint {footprint_interval}m: zoom to <= {CELL_BUCKETS * footprint_interval} min to see it"
+
+
+def figure_from_data(data: FigureData, placeholders: bool = False) -> go.Figure:
+    """Price pane (cells + bubbles, candles, numbers), optional volume and CVD panes; shared x axis.
+
+    placeholders=True always adds the footprint traces (maybe empty) so the HTML script can fill them on zoom.
+    """
+    s = data.state
+    rows = ["price"] + (["volume"] if s.show_volume else []) + (["cvd"] if s.show_cvd else [])
+    heights = {1: [1.0], 2: [0.78, 0.22], 3: [0.68, 0.16, 0.16]}[len(rows)]
+    fig = make_subplots(
+        rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.025, row_heights=heights
+    )
+    axis = {name: ("y" if i == 0 else f"y{i + 1}") for i, name in enumerate(rows)}
+    c, fp, bt, cv = data.candles, data.footprint, data.big_trades, data.cvd
+    cstep = _step(s.interval, c)
+    fstep = pd.Timedelta(minutes=s.footprint_interval)
+    if len(fp) or (placeholders and s.show_footprint):
+        mode = data.footprint_mode if len(fp) else "off"
+        for t in _footprint_traces(fp, fstep, s.tick, mode, always_text=placeholders):
+            fig.add_trace(t)
+    if len(bt):
+        for t in _bubble_traces(bt, s.big_mode, _local(bt["bucket"]).to_numpy()):
+            fig.add_trace(t)
+    if len(c):
+        price, vol = _candle_traces(c, hollow=data.footprint_mode != "off")
+        if s.show_candles:
+            fig.add_trace(price)
+        if s.show_volume:
+            fig.add_trace(vol, row=rows.index("volume") + 1, col=1)
+    if len(cv) and s.show_cvd:
+        fig.add_trace(_cvd_trace(cv, axis["cvd"]), row=rows.index("cvd") + 1, col=1)
     fig.update_layout(
         title={"text": _title(data), "font": {"size": 13}, "y": 0.985},
         height=900,
-        margin={"l": 60, "r": 20, "t": 95, "b": 40},
+        margin={"l": 64, "r": 20, "t": 95, "b": 40},
         showlegend=True,
         legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"},
         hovermode="closest",
         template="plotly_white",
+        barmode="overlay",
+        bargap=0.15,
+        boxgap=0.8 if data.footprint_mode != "off" else 0.3,
+        # the candles and the numbers sit on overlaid copies of the price axis (drawn above cells/bubbles)
+        yaxis4={"overlaying": "y", "matches": "y", "visible": False},
+        yaxis5={"overlaying": "y", "matches": "y", "visible": False},
+        dragmode="zoom",
     )
-    fig.update_xaxes(rangeslider_visible=False)
+    fig.update_xaxes(rangeslider_visible=False, showspikes=True, spikemode="across", spikethickness=1)
+    for lo, hi in data.rth_windows:
+        fig.add_vrect(x0=_local(lo), x1=_local(hi), fillcolor=RTH_SHADE, line_width=0, layer="below")
+    if data.rth_windows:
+        fig.add_annotation(
+            x=_local(data.rth_windows[-1][0]),
+            y=1,
+            yref="paper",
+            text="RTH",
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            font={"size": 11, "color": "#8a6d00"},
+        )
+    if s.show_footprint and data.x_range is not None:
+        fig.add_annotation(
+            name="fp-hint",
+            x=1,
+            xref="paper",
+            y=1,
+            yref="y domain",
+            xanchor="right",
+            yanchor="bottom",
+            text=footprint_hint(data.footprint_mode, s.footprint_interval),
+            showarrow=False,
+            font={"size": 11, "color": "#555"},
+        )
     if data.x_range is not None:
-        lo, hi = data.x_range if s.view is None else (pd.Timestamp(s.view[0]), pd.Timestamp(s.view[1]))
-        fig.update_xaxes(range=[_local(lo), _local(hi)])
-    if s.view is not None and len(c):  # fit the price axis to what is visible
-        lo, hi = pd.Timestamp(s.view[0]), pd.Timestamp(s.view[1])
-        seen = c[(c["ts_end"] > lo) & (c["ts"] < hi)]
-        if len(seen):
-            pad = 2 * s.tick
-            fig.update_yaxes(
-                range=[float(seen["low"].min()) - pad, float(seen["high"].max()) + pad], row=1, col=1
+        view = (
+            (pd.Timestamp(s.view[0]), pd.Timestamp(s.view[1]))
+            if s.view is not None
+            else (data.x_range[0], data.x_range[1])
+        )
+        pad = cstep / 2 if s.view is None else pd.Timedelta(0)
+        fig.update_xaxes(range=[_local(view[0] - pad), _local(view[1] + pad)])
+        r = _ranges(data, view)
+        if "price" in r:
+            fig.update_layout(yaxis={"range": r["price"], "autorange": False})
+        if "volume" in r and s.show_volume:
+            fig.update_layout(
+                {f"yaxis{rows.index('volume') + 1}": {"range": r["volume"], "autorange": False}}
             )
-            fig.update_yaxes(range=[0, float(seen["volume"].max()) * 1.05], row=2, col=1)
-        seen_cvd = cv[(cv["ts_end"] > lo) & (cv["ts"] < hi)] if len(cv) else cv
-        if len(seen_cvd):
-            lo_c, hi_c = float(seen_cvd["cvd_low"].min()), float(seen_cvd["cvd_high"].max())
-            pad_c = max(1.0, 0.05 * (hi_c - lo_c))
-            fig.update_yaxes(range=[lo_c - pad_c, hi_c + pad_c], row=3, col=1)
+        if "cvd" in r and s.show_cvd:
+            fig.update_layout({f"yaxis{rows.index('cvd') + 1}": {"range": r["cvd"], "autorange": False}})
     fig.update_yaxes(title_text="price", row=1, col=1)
-    fig.update_yaxes(title_text="volume", row=2, col=1)
-    fig.update_yaxes(title_text=f"CVD ({s.cvd_reset})", row=3, col=1)
-    fig.update_xaxes(title_text=f"exchange time ({DISPLAY_TZ})", row=3, col=1)
+    for name in rows[1:]:
+        title = "volume" if name == "volume" else f"CVD ({s.cvd_reset})"
+        fig.update_yaxes(title_text=title, row=rows.index(name) + 1, col=1)
+    fig.update_xaxes(title_text=f"exchange time ({DISPLAY_TZ}); bars at their start", row=len(rows), col=1)
+    fig.update_xaxes(type="date", tickformat="%H:%M\n%a %b %d")
     return fig
 
 
@@ -341,61 +638,156 @@ def build_figure(state: ChartState, src: ChartSource) -> go.Figure:
     return figure_from_data(figure_data(state, src))
 
 
+# ---- files --------------------------------------------------------------------------------------------
+
+
+def _interval_tag(interval: Interval) -> str:
+    return "session" if interval == "session" else f"{int(interval)}m"
+
+
+def chart_file_name(dataset_id: str, day: dt.date, state: ChartState) -> str:
+    """`ES_2018-12-14_RTH_5m.html`: every option that changes the chart is in the name, so no two differ only
+    in content. The candle interval and (when different) the footprint interval are spelled out; any other
+    non-default option adds a short hash of those options."""
+    name = f"{dataset_id}_{day.isoformat()}_{state.session}_{_interval_tag(state.interval)}"
+    if state.show_footprint and state.footprint_interval != state.interval:
+        name += f"_fp{state.footprint_interval}m"
+    if state.n_days != 1:
+        name += f"_{state.n_days}d"
+    default = ChartState()
+    skip = {"session", "day", "interval", "footprint_interval", "n_days", "view"}
+    other = {f.name: getattr(state, f.name) for f in fields(ChartState) if f.name not in skip}
+    changed = {k: v for k, v in other.items() if v != getattr(default, k)}
+    if changed:
+        digest = hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:6]
+        name += f"_{digest}"
+    return name + ".html"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _shared_plotly_js(folder: Path) -> Path:
+    """One plotly.min.js per chart folder (from the installed plotly package; nothing is downloaded)."""
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs().encode()
+    path = folder / JS_FILE
+    if not path.is_file() or path.stat().st_size != len(js) or path.read_bytes() != js:
+        _write_atomic(path, js)
+    return path
+
+
+def _script_payload(data: FigureData, full_fp: pd.DataFrame) -> dict[str, Any]:
+    """What charts.js needs to refit the axes and redraw the footprint on zoom (plain arrays, exchange ms)."""
+    s, c, cv = data.state, data.candles, data.cvd
+    rows = ["price"] + (["volume"] if s.show_volume else []) + (["cvd"] if s.show_cvd else [])
+
+    def span(frame: pd.DataFrame, lo: str, hi: str) -> dict[str, list[Any]]:
+        if frame.empty:
+            return {"x0": [], "x1": [], "lo": [], "hi": []}
+        return {
+            "x0": [int(v) for v in _ms(frame["ts"])],
+            "x1": [int(v) for v in _ms(frame["ts_end"])],
+            "lo": frame[lo].astype(float).tolist(),
+            "hi": frame[hi].astype(float).tolist(),
+        }
+
+    candle = span(c, "low", "high")
+    candle["vol"] = c["volume"].astype(float).tolist() if len(c) else []
+    return {
+        "tick": s.tick,
+        "cellBuckets": CELL_BUCKETS,
+        "textBuckets": TEXT_BUCKETS,
+        "maxCells": s.max_cells,
+        "fpInterval": s.footprint_interval,
+        "showFootprint": s.show_footprint,
+        "candles": candle,
+        "cvd": span(cv, "cvd_low", "cvd_high"),
+        "volumeAxis": f"yaxis{rows.index('volume') + 1}" if s.show_volume else None,
+        "cvdAxis": f"yaxis{rows.index('cvd') + 1}" if s.show_cvd else None,
+        "fp": footprint_payload(full_fp, pd.Timedelta(minutes=s.footprint_interval)),
+        "colours": {"buy": BUY, "sell": SELL, "poc": POC_COLOUR},
+        "hints": {m: footprint_hint(m, s.footprint_interval) for m in ("off", "cells", "text")},
+    }
+
+
+def chart_html(state: ChartState, src: ChartSource) -> str:
+    """The chart as one HTML page that loads the shared plotly.min.js next to it and refits on zoom."""
+    data = figure_data(state, src)
+    fig = figure_from_data(data, placeholders=True)
+    full_fp = pd.DataFrame()
+    if state.show_footprint and data.dates:
+        full_fp = _footprint(src, state, data.dates[0], data.dates[-1])
+    payload = json.dumps(_script_payload(data, full_fp), separators=(",", ":"))
+    script = ZOOM_JS.replace("__PAYLOAD__", payload)
+    return fig.to_html(
+        include_plotlyjs=JS_FILE,
+        full_html=True,
+        config={"displaylogo": False, "scrollZoom": True},
+        post_script=script,
+        div_id="chart",
+    )
+
+
 def write_chart_html(
     src: ChartSource, session: str, day: dt.date | None, out_path: Path, **state: Any
 ) -> Path:
-    """A self-contained HTML chart (plotly.js inline, so it opens offline); extra keywords set ChartState fields."""
+    """Write one chart (extra keywords set ChartState fields); plotly.min.js is shared by the folder's charts.
+
+    Atomic: the page is written to a temporary file and renamed, so a failure leaves nothing half-written.
+    A folder that cannot be created or written is a UserError naming it.
+    """
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig = build_figure(ChartState(session=session, day=day, **state), src)
-    fig.write_html(out_path, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    html = chart_html(ChartState(session=session, day=day, **state), src)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        _shared_plotly_js(out_path.parent)
+        _write_atomic(out_path, html.encode("utf-8"))
+    except OSError as e:
+        raise UserError(
+            f"cannot write the chart to {out_path.parent}: {e.strerror or e}; "
+            "fix: pass --out with a folder you can write to"
+        ) from None
     return out_path
 
 
-def write_demo_charts(
-    paths: ResolvedPaths, reg: Registry, ds: DatasetRow, out_dir: Path | None = None
-) -> list[Path]:
-    """One RTH and one FULL chart of the latest derived trade date of `ds` (the demo calls this).
+#: defaults per session (the demo and `charts` without options): 5-minute RTH candles with a 5-minute
+#: footprint; 15-minute FULL candles and footprint (a 23-hour session in 92 candles)
+SESSION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "RTH": {"interval": 5, "footprint_interval": 5, "big_min_size": 50},
+    "FULL": {"interval": 15, "footprint_interval": 15, "big_min_size": 50},
+}
 
-    Reads only the registry's manifests and the derived files. Default out_dir is <RUNS_DIR>/charts. Prints where
-    each file went.
+
+def write_demo_charts(
+    paths: ResolvedPaths,
+    reg: Registry | None,
+    ds: DatasetRow,
+    out_dir: Path | None = None,
+    changes: dict[str, Any] | None = None,
+) -> list[Path]:
+    """One RTH and one FULL chart of the latest trade date with trades of `ds` (the demo calls this).
+
+    Each opens on its whole session (candles readable, RTH shaded in FULL); zooming in draws the footprint.
+    `changes` override SESSION_DEFAULTS (the `charts --demo` options). Default out_dir is <RUNS_DIR>/charts; the
+    files are found from the derived files themselves (`reg` is accepted for the callers' convenience).
     """
     src = ChartSource(paths.derived_dir, ds.dataset_id)
     out_dir = Path(out_dir) if out_dir is not None else paths.runs_dir / "charts"
-    rows = reg.query(
-        "SELECT session, max(trade_date) AS day FROM derived_manifests "
-        "WHERE dataset_id = ? AND series = 'front' AND table_name = 'session_stats' AND rows > 0 GROUP BY session",
-        [ds.dataset_id],
-    )
-    latest = {r["session"]: r["day"] for r in rows}
-    written = []
+    plans = []
     for session in ("RTH", "FULL"):
-        day = latest.get(session)
-        if day is None:
-            continue
-        st = sessions(src, session, [day]).table
-        if (
-            st.empty or int(st["n_trades"].iloc[0]) == 0
-        ):  # e.g. a day without RTH: take the last one with trades
-            days = [d for d in trade_dates(src, session) if d <= day]
-            day = next(
-                (d for d in reversed(days) if int(sessions(src, session, [d]).table["n_trades"].iloc[0]) > 0),
-                None,
-            )
-            if day is None:
-                continue
-        # open on a readable footprint window (the first 10 RTH minutes / the first 2 Globex hours); the whole
-        # session's candles, volume, CVD and bubbles are there too: double-click the chart to see all of it
-        open_ts = pd.Timestamp(int(sessions(src, session, [day]).table["open_ts"].iloc[0]), tz="UTC")
-        if session == "RTH":
-            kw: dict[str, Any] = {"interval": 1, "footprint_interval": 1, "big_min_size": 100}
-            kw["view"] = (open_ts, open_ts + pd.Timedelta(minutes=10))
-        else:
-            kw = {"interval": 15, "footprint_interval": 15, "big_min_size": 100}
-            kw["view"] = (open_ts, open_ts + pd.Timedelta(hours=2))
-        path = write_chart_html(
-            src, session, day, out_dir / f"{ds.dataset_id}_{day.isoformat()}_{session}.html", **kw
-        )
-        print(f"chart {session} {day}: {path}")
-        written.append(path)
+        days = session_days(src, session)
+        if days:
+            plans.append((session, days[-1], {**SESSION_DEFAULTS[session], **(changes or {})}))
+    written = []
+    for session, day, kw in plans:
+        name = chart_file_name(ds.dataset_id, day, ChartState(session=session, day=day, **kw))
+        written.append(write_chart_html(src, session, day, out_dir / name, **kw))
     return written

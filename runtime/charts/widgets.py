@@ -2,7 +2,8 @@
 
 All drawing logic is in render.py (`build_figure(state, src)`); this class only turns control values into a
 ChartState and swaps the figure's traces and layout, so tests drive it by setting control values (no browser).
-Zooming or panning the price pane redraws the footprint for the visible window only.
+Zooming or panning the price pane redraws the footprint for the visible window only (cells, then the bid x ask
+numbers, appear as the window narrows; see render.footprint_mode) and refits the price axis.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class ChartWidget:
             "n_days": w.BoundedIntText(value=state.n_days, min=1, max=60, description="days"),
             "interval": w.Dropdown(options=INTERVALS, value=state.interval, description="candles"),
             "show_footprint": w.Checkbox(value=state.show_footprint, description="footprint"),
+            "show_candles": w.Checkbox(value=state.show_candles, description="candles"),
+            "show_bubbles": w.Checkbox(value=state.show_bubbles, description="bubbles"),
+            "show_volume": w.Checkbox(value=state.show_volume, description="volume"),
+            "show_cvd": w.Checkbox(value=state.show_cvd, description="CVD"),
             "footprint_interval": w.Dropdown(
                 options=FOOTPRINT_INTERVALS, value=state.footprint_interval, description="fp minutes"
             ),
@@ -110,6 +115,10 @@ class ChartWidget:
             n_days=int(c["n_days"].value),
             interval=c["interval"].value,
             show_footprint=bool(c["show_footprint"].value),
+            show_candles=bool(c["show_candles"].value),
+            show_bubbles=bool(c["show_bubbles"].value),
+            show_volume=bool(c["show_volume"].value),
+            show_cvd=bool(c["show_cvd"].value),
             footprint_interval=int(c["footprint_interval"].value),
             ratio=float(c["ratio"].value),
             min_volume=int(c["min_volume"].value),
@@ -189,7 +198,8 @@ class ChartWidget:
             w.HBox(
                 [c["big_mode"], c["big_by"], c["big_min_size"], c["big_percentile"], c["lookback_sessions"]]
             ),
-            w.HBox([c["cvd_reset"], self.status]),
+            w.HBox([c["show_candles"], c["show_bubbles"], c["show_volume"], c["show_cvd"], c["cvd_reset"]]),
+            w.HBox([self.status]),
         ]
         if isinstance(self.fig, go.FigureWidget):
             return w.VBox([*rows, self.fig])

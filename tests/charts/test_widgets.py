@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from runtime.charts.api import ChartSource, big_trades, candles, trade_dates
+from runtime.charts.api import ChartSource, big_trades, candles, footprint, trade_dates
 from runtime.charts.render import ChartState, build_figure, figure_data
 from runtime.charts.widgets import ChartWidget, chart_source_for
 from tests.derive.conftest import Derived
@@ -49,7 +49,8 @@ def test_widget_is_a_figure_widget_with_all_panes(widget: ChartWidget) -> None:
     _need_anywidget()
     assert isinstance(widget.fig, go.FigureWidget)
     names = traces(widget.fig)
-    assert {"candles", "volume", "footprint", "POC", "cvd"} <= set(names)
+    assert {"candles", "volume (candle colour)", "cvd"} <= set(names)
+    assert "footprint" not in names  # a whole day: the footprint waits for a zoom (see test_zoom_...)
     assert widget.state.day == DAY and widget.state.session == "RTH"
     assert widget.ui is not None
 
@@ -60,7 +61,7 @@ def test_interval_control_changes_the_candle_count(widget: ChartWidget, synth: D
     widget.controls["interval"].value = 1
     n1 = traces(widget.fig)["candles"]
     assert n1 == len(candles(src(synth), "RTH", DAY, DAY, 1)) > n5
-    assert traces(widget.fig)["cvd"] == n1 and traces(widget.fig)["volume"] == n1
+    assert traces(widget.fig)["cvd"] == n1 and traces(widget.fig)["volume (candle colour)"] == n1
     widget.controls["interval"].value = "session"
     assert traces(widget.fig)["candles"] == 1
 
@@ -85,11 +86,12 @@ def test_big_trade_threshold_and_mode_change_the_bubbles(widget: ChartWidget, sy
 
 
 def test_session_switch_changes_the_x_range(widget: ChartWidget) -> None:
+    half = pd.Timedelta(minutes=2.5)  # half a 5-minute candle of margin: bars are drawn at their start
     rth = [pd.Timestamp(x) for x in widget.fig.layout.xaxis.range]
-    assert rth == [pd.Timestamp("2018-11-06 08:30"), pd.Timestamp("2018-11-06 15:00")]  # exchange time
+    assert rth == [pd.Timestamp("2018-11-06 08:30") - half, pd.Timestamp("2018-11-06 15:00") + half]
     widget.controls["session"].value = "FULL"
     full = [pd.Timestamp(x) for x in widget.fig.layout.xaxis.range]
-    assert full == [pd.Timestamp("2018-11-05 17:00"), pd.Timestamp("2018-11-06 16:00")]
+    assert full == [pd.Timestamp("2018-11-05 17:00") - half, pd.Timestamp("2018-11-06 16:00") + half]
     assert traces(widget.fig)["candles"] > 78
 
 
@@ -106,35 +108,68 @@ def test_day_navigation_and_range(widget: ChartWidget, synth: Derived) -> None:
     assert traces(widget.fig)["candles"] == len(candles(src(synth), "RTH", lo.date(), hi.date(), 5))
 
 
-def test_footprint_controls(widget: ChartWidget) -> None:
-    before = traces(widget.fig)["footprint"]
-    widget.controls["footprint_interval"].value = 1
-    assert traces(widget.fig)["footprint"] > before
-    fp = next(t for t in widget.fig.data if t.name == "footprint")
-    assert all(" x " in txt for txt in fp.text)
-    colours = set(fp.textfont.color)
-    widget.controls["ratio"].value = 20.0
+def _zoom(widget: ChartWidget, lo: str, hi: str) -> None:
+    _need_anywidget()  # zoom events come from the FigureWidget
+    widget.fig.layout.xaxis.range = [lo, hi]
+
+
+def _trace(fig: go.Figure, name: str) -> go.BaseTraceType:
+    return next(t for t in fig.data if t.name == name)
+
+
+def test_footprint_controls(widget: ChartWidget, synth: Derived) -> None:
+    _zoom(widget, "2018-11-06 09:00", "2018-11-06 09:45")  # 9 five-minute buckets: numbers
+    lo, hi = pd.Timestamp("2018-11-06 15:00", tz="UTC"), pd.Timestamp("2018-11-06 15:45", tz="UTC")
+    want = footprint(src(synth), "RTH", lo, hi, 5)
+    text = _trace(widget.fig, "bid x ask")
+    assert list(text.text) == [
+        f"<b>{b} x {a}</b>" if poc else f"{b} x {a}"
+        for b, a, poc in zip(want["bid_volume"], want["ask_volume"], want["poc"], strict=True)
+    ]
+    assert traces(widget.fig)["footprint"] == len(want)
+    colours = set(text.textfont.color)
+    widget.controls["ratio"].value = 20.0  # a new setting redraws the whole day; zoom again
     widget.controls["min_volume"].value = 1000
-    fp2 = next(t for t in widget.fig.data if t.name == "footprint")
-    assert len(colours) > 1 and set(fp2.textfont.color) == {"#7f7f7f"}  # no imbalance left
+    _zoom(widget, "2018-11-06 09:00", "2018-11-06 09:45")
+    assert len(colours) > 1 and set(_trace(widget.fig, "bid x ask").textfont.color) == {"#222222"}
     widget.controls["show_footprint"].value = False
-    assert "footprint" not in traces(widget.fig) and "POC" not in traces(widget.fig)
+    _zoom(widget, "2018-11-06 09:00", "2018-11-06 09:45")
+    assert "footprint" not in traces(widget.fig) and "bid x ask" not in traces(widget.fig)
+
+
+def test_layer_checkboxes_remove_their_traces(widget: ChartWidget) -> None:
+    for ctl, name in (
+        ("show_volume", "volume (candle colour)"),
+        ("show_cvd", "cvd"),
+        ("show_candles", "candles"),
+    ):
+        assert name in traces(widget.fig)
+        widget.controls[ctl].value = False
+        assert name not in traces(widget.fig)
+    assert bubbles(widget.fig) > 0
+    widget.controls["show_bubbles"].value = False
+    assert bubbles(widget.fig) == 0
 
 
 def test_zoom_redraws_the_footprint_for_the_visible_window(widget: ChartWidget) -> None:
-    _need_anywidget()  # zoom events come from the FigureWidget
     widget.controls["footprint_interval"].value = 1
-    widget.fig.layout.xaxis.range = ["2018-11-06 09:00", "2018-11-06 09:20"]
-    fp = next(t for t in widget.fig.data if t.name == "footprint")
+    _zoom(widget, "2018-11-06 09:00", "2018-11-06 09:20")  # 20 one-minute buckets: numbers
+    fp = _trace(widget.fig, "footprint")
     xs = pd.to_datetime(pd.Series(fp.x))
     assert xs.min() >= pd.Timestamp("2018-11-06 09:00") and xs.max() <= pd.Timestamp("2018-11-06 09:20")
+    assert len(_trace(widget.fig, "bid x ask").text) == len(fp.x) > 0
     assert traces(widget.fig)["candles"] == 78  # candles keep the whole day
+    _zoom(widget, "2018-11-06 09:00", "2018-11-06 09:50")  # 50 buckets: cells without numbers
+    assert len(_trace(widget.fig, "footprint").x) > 0 and "bid x ask" not in traces(widget.fig)
+    _zoom(widget, "2018-11-06 09:00", "2018-11-06 11:00")  # 120 buckets: no footprint at all
+    assert "footprint" not in traces(widget.fig)
 
 
 def test_footprint_cap_keeps_the_newest_buckets(synth: Derived) -> None:
-    state = ChartState(day=DAY, footprint_interval=1, max_cells=200)
+    view = (pd.Timestamp("2018-11-06 15:00", tz="UTC"), pd.Timestamp("2018-11-06 15:50", tz="UTC"))
+    state = ChartState(day=DAY, footprint_interval=1, max_cells=100, view=view)
     data = figure_data(state, src(synth))
-    assert 0 < len(data.footprint) <= 200
+    assert 0 < len(data.footprint) <= 100
     assert data.notes and "zoom in" in data.notes[0]
     full = figure_data(state.with_(max_cells=100_000), src(synth)).footprint
     assert data.footprint["ts"].min() > full["ts"].min() and data.footprint["ts"].max() == full["ts"].max()
