@@ -281,11 +281,44 @@ def charts_cmd(
     demo: Annotated[
         bool, typer.Option("--demo", help="one RTH and one FULL chart of the latest trade date")
     ] = False,
-    session: Annotated[str, typer.Option("--session", help="RTH or FULL")] = "RTH",
+    session: Annotated[str | None, typer.Option("--session", help="RTH (default) or FULL")] = None,
     day: Annotated[
-        str | None, typer.Option("--day", help="trade date (YYYY-MM-DD; default the latest)")
+        str | None, typer.Option("--day", help="trade date YYYY-MM-DD (default: the latest with trades)")
     ] = None,
-    interval: Annotated[int, typer.Option("--interval", min=1, help="candle minutes")] = 5,
+    days: Annotated[int | None, typer.Option("--days", help="trade dates shown, ending at --day (1)")] = None,
+    interval: Annotated[
+        str | None, typer.Option("--interval", help="candle minutes (5) or 'session'")
+    ] = None,
+    footprint_interval: Annotated[
+        int | None,
+        typer.Option("--footprint-interval", help="footprint minutes (default: the candle interval)"),
+    ] = None,
+    big_size: Annotated[
+        int | None, typer.Option("--big-size", help="big trades of at least N contracts (50)")
+    ] = None,
+    big_percentile: Annotated[
+        float | None,
+        typer.Option("--big-percentile", help="big trades above the P-th percentile of prior sessions"),
+    ] = None,
+    lookback: Annotated[
+        int | None, typer.Option("--lookback", help="prior sessions of --big-percentile (20)")
+    ] = None,
+    big_mode: Annotated[
+        str | None, typer.Option("--big-mode", help="sweep (aggressor events, default) or print")
+    ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option("--layers", help="comma list of candles,footprint,bubbles,volume,cvd (all)"),
+    ] = None,
+    imbalance_ratio: Annotated[
+        float | None, typer.Option("--imbalance-ratio", help="footprint imbalance ratio (3 = 3:1)")
+    ] = None,
+    imbalance_min: Annotated[
+        int | None, typer.Option("--imbalance-min", help="contracts an imbalance needs at least (10)")
+    ] = None,
+    cvd_reset: Annotated[
+        str | None, typer.Option("--cvd-reset", help="session (default) or continuous")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="folder for the HTML (default RUNS_DIR/charts)")
     ] = None,
@@ -293,28 +326,34 @@ def charts_cmd(
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Write self-contained HTML charts (candles, footprint, big trades, volume, CVD) from the derived tables."""
+    """Write HTML charts (candles, footprint, big trades, volume, CVD) from the derived tables.
+
+    The charts of one folder share one plotly.min.js; zoom in to see the footprint's bid x ask numbers.
+    """
     from runtime.charts.api import ChartSource
-    from runtime.charts.render import write_chart_html, write_demo_charts
+    from runtime.charts.command import ChartOptions, run_charts
 
     a = _app(ctx, config, profile, "charts")
     ds = _selected(a.snapshot, "intraday_trades", [dataset] if dataset else None)[0]
-    out_dir = out or a.paths.runs_dir / "charts"
-    if demo:
-        if not write_demo_charts(a.paths, a.registry, ds, out_dir):
-            raise UserError(f"{ds.dataset_id}: nothing derived yet; run `backtest derive` first")
-        return
-    if session.upper() not in ("RTH", "FULL"):
-        raise UserError(f"--session {session}: use RTH or FULL")
-    when = _iso_date(day, "--day")
-    path = write_chart_html(
-        ChartSource(a.paths.derived_dir, ds.dataset_id),
-        session.upper(),
-        when,
-        out_dir / f"{ds.dataset_id}_{when or 'latest'}_{session.upper()}.html",
+    opts = ChartOptions(
+        session=session,
+        day=day,
         interval=interval,
+        footprint_interval=footprint_interval,
+        big_size=big_size,
+        big_percentile=big_percentile,
+        big_mode=big_mode,
+        lookback=lookback,
+        layers=layers,
+        imbalance_ratio=imbalance_ratio,
+        imbalance_min=imbalance_min,
+        days=days,
+        cvd_reset=cvd_reset,
     )
-    say(f"chart: {path}")
+    src = ChartSource(a.paths.derived_dir, ds.dataset_id)
+    out_dir = out or a.paths.runs_dir / "charts"
+    for path in run_charts(src, out_dir, opts, demo=demo, paths=a.paths, ds=ds):
+        say(f"chart: {path}")
 
 
 # ---- expressions --------------------------------------------------------------------------------------
