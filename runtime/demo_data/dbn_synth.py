@@ -6,10 +6,28 @@ shipping licensed data. Records are built as numpy structured arrays with the cl
 ``databento.DBNStore`` reads them back.
 
 What the synthetic market has: Globex hours from ``cme_equity_sessions`` (daily break, weekends, holiday sessions,
-early closes, DST), nothing outside a session segment; a tick-grid random walk (~1 % daily vol); a U-shaped RTH
-intensity with spikes at 08:30 CT and the 15:00 close, thin overnight; heavy-tailed sizes; multi-level sweeps
-(same ts_event and side, consecutive prices); 'N' prints at each reopen auction; two quarterly contracts around
-each roll (volume moves to the back month ~8 days before the third-Friday expiry) plus calendar-spread prints.
+early closes, DST), nothing outside a session segment; a U-shaped RTH intensity with spikes at 08:30 CT and the
+15:00 close, thin overnight; sizes mostly 1-2 lots with a heavy tail and occasional 50-300-lot blocks/sweeps;
+multi-level sweeps (same ts_event and side, consecutive prices); 'N' prints at each reopen auction; two
+quarterly contracts around each roll (volume moves to the back month ~8 days before the third-Friday expiry)
+plus calendar-spread prints; the back month over the front by the year's cost of carry (``_CARRY_BY_YEAR``).
+
+Prices follow the real S&P 500 (arch.data.sp500, daily OHLC to 2018-12-31): ES = S&P x scale x (1 + the front
+month's carry premium), scale = 1 unless ``start_price`` asks for another level. Each RTH session is a Brownian
+bridge from the day's real open to its real close, drawn in "activity time" (variance per second proportional
+to the trade intensity, so the open is busy and midday calm) and fitted to the real high/low; the overnight is a
+bridge from the previous session's last price to the next open, after the close a free walk. Days arch does not
+have (after 2018) are synthetic S&P-like days continuing from the last close.
+
+Calibration targets (tests/intraday/test_dbn_synth.py checks them on files read back with the databento
+client; design/DECISIONS.md section 7):
+  * daily RTH close-to-close returns: correlation with the real S&P 500 > 0.9 (it is ~0.9999); closes within
+    1 % of the index; RTH high-low within 0.85-1.2x of the real day's (median);
+  * 1-minute RTH high-low of the front month at 300k trades/day: median 1-3 points (~2 in Nov-Dec 2018);
+    overnight minutes quieter;
+  * prints: 45-65 % 1-lots (~56 %), 10-25 % 2-lots, max 500, 50-300-lot multi-level sweeps ~0.1 % of events;
+  * volume per minute: first and last RTH half hours above midday (~3x, ~2x), overnight < 0.3x the RTH mean;
+  * roll: ESH9 ~5 points over ESZ8 in Dec 2018 (2018 carry ~0.8 %), ~55 points for ESH5 over ESZ4 (2024).
 """
 
 from __future__ import annotations
@@ -25,6 +43,7 @@ import databento_dbn as dbn
 import numpy as np
 import zstandard
 
+from runtime.contracts import TradeSession
 from runtime.ingest.roll import contract_symbol, third_friday
 from runtime.ingest.sessions import CT, cme_equity_sessions
 
@@ -182,12 +201,24 @@ def write_dbn(
 # The synthetic market
 # --------------------------------------------------------------------------------------------------
 
-_START_PRICE_TICKS = 6000 * 4  # 6000.00
-_DAILY_VOL = 0.01
-_CARRY = 0.035  # rates minus dividends, annualised: back month trades ~50 points over the front
+DEFAULT_START_PRICE = 6000.0  # first price when no real S&P day precedes the window (after arch's data ends)
 _ROLL_WINDOW_DAYS = 21  # back month and spreads are generated this many calendar days before front expiry
-_SWEEP_PROB = 0.05
+_SWEEP_PROB = 0.05  # share of aggressive events that take more than one price level
+_BLOCK_PROB = 0.002  # share of events that are 50-300-lot blocks (the big-trade bubbles)
 _N_SIDE_PROB = 0.003
+_CANDIDATES = 6  # RTH bridges drawn per day; the one whose high/low best fit the real day is kept
+
+#: Approximate cost of carry (3-month USD rate minus the S&P 500 dividend yield), annualised, by year. It sets
+#: the basis of ES over the index and the calendar spread (back minus front): 2018 ~ +0.8 % -> ESH9 ~5 points
+#: over ESZ8; 2024 ~ +3.7 % -> ESH5 ~55 points over ESZ4; 2013-2016 ~ -1.5 % (zero rates) -> back under front.
+_CARRY_BY_YEAR = {2012: -1.6, 2013: -1.7, 2014: -1.7, 2015: -1.5, 2016: -1.1, 2017: -0.4, 2018: 0.8}
+_CARRY_BY_YEAR |= {2019: 0.4, 2020: -1.2, 2021: -1.2, 2022: 1.5, 2023: 3.7, 2024: 3.7, 2025: 2.9}
+
+
+def _carry(year: int) -> float:
+    """Annualised carry of ES over the index for a year (the table above; its nearest year outside it)."""
+    known = min(_CARRY_BY_YEAR, key=lambda y: abs(y - year))
+    return _CARRY_BY_YEAR[known] / 100.0
 
 
 def instrument_id(symbol: str) -> int:
@@ -226,6 +257,23 @@ def _reference_day_weight() -> float:
     return float(_intensity(secs).sum())
 
 
+def _expiries(trade_date: dt.date) -> tuple[dt.date, dt.date]:
+    """(front, back) quarterly expiries for a trade date: the front is the first one on or after it."""
+    year, month = trade_date.year, (trade_date.month - 1) // 3 * 3 + 3
+    front_exp = third_friday(year, month)
+    if front_exp < trade_date:
+        year, month = (year + 1, 3) if month == 12 else (year, month + 3)
+        front_exp = third_friday(year, month)
+    back_exp = third_friday(year + 1, 3) if month == 12 else third_friday(year, month + 3)
+    return front_exp, back_exp
+
+
+def _premium(trade_date: dt.date) -> float:
+    """Front month over the index, as a fraction: carry times the time left to its expiry (0 on expiry)."""
+    front_exp, _ = _expiries(trade_date)
+    return _carry(trade_date.year) * (front_exp - trade_date).days / 365.0
+
+
 @dataclass(frozen=True)
 class _DayPlan:
     """Which contracts trade on one trade date and how volume splits between them."""
@@ -238,14 +286,9 @@ class _DayPlan:
     basis_ticks: int
 
 
-def _day_plan(trade_date: dt.date, price_ticks: int) -> _DayPlan:
-    year, month = trade_date.year, (trade_date.month - 1) // 3 * 3 + 3
-    front_exp = third_friday(year, month)
-    if front_exp < trade_date:
-        year, month = (year + 1, 3) if month == 12 else (year, month + 3)
-        front_exp = third_friday(year, month)
-    back_exp = third_friday(year + 1, 3) if month == 12 else third_friday(year, month + 3)
-    basis = round(price_ticks * _CARRY * (back_exp - front_exp).days / 365)
+def _day_plan(trade_date: dt.date, price_ticks: float) -> _DayPlan:
+    front_exp, back_exp = _expiries(trade_date)
+    basis = round(price_ticks * _carry(trade_date.year) * (back_exp - front_exp).days / 365)
     front, back = contract_symbol(front_exp), contract_symbol(back_exp)
     if (front_exp - trade_date).days > _ROLL_WINDOW_DAYS:
         return _DayPlan(front, None, 0.0, 0.0, None, basis)
@@ -263,13 +306,153 @@ def _day_plan(trade_date: dt.date, price_ticks: int) -> _DayPlan:
     return _DayPlan(front, back, float(back_share), float(spread_share), stop, basis)
 
 
+# ---- the daily anchor: real S&P 500 days from arch, synthetic ones where arch has none --------------------
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """One RTH session's open/high/low/close of the front month, in ticks; real = taken from the S&P 500."""
+
+    open: float
+    high: float
+    low: float
+    close: float
+    real: bool
+
+
+@cache
+def _spx_daily() -> dict[dt.date, tuple[float, float, float, float]]:
+    """Real S&P 500 daily OHLC shipped in arch (1999-2018), by date."""
+    import arch.data.sp500
+
+    df = arch.data.sp500.load()
+    return {
+        d.date(): (float(o), float(h), float(lo), float(c))
+        for d, o, h, lo, c in zip(df.index, df["Open"], df["High"], df["Low"], df["Close"], strict=True)
+    }
+
+
+def _synthetic_day(level: float, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """An S&P-like day after arch's data ends: ~0.3 % overnight gap, ~0.8 % fat-tailed move, ~0.8 % range."""
+    o = level * float(np.exp(rng.normal(0.0, 0.003)))
+    c = o * float(np.exp(0.0003 + 0.008 * rng.standard_t(4) / np.sqrt(2.0)))
+    h = max(o, c) * (1.0 + abs(float(rng.normal(0.0, 0.0025))))
+    lo = min(o, c) * (1.0 - abs(float(rng.normal(0.0, 0.0025))))
+    return o, h, lo, c
+
+
+def _anchors(
+    sessions: Sequence[TradeSession], start_price: float | None, seed: int
+) -> tuple[list[_Anchor | None], float]:
+    """Each session's RTH anchor (None without RTH) and the first price, both in front-month ticks.
+
+    ES = S&P x scale x (1 + front premium). ``scale`` makes the first session start at ``start_price`` (the
+    real index level when None, so ESZ8 ~ SPX). Days arch does not have continue synthetically from the last
+    close, from their own random stream (seeded by ``seed``) so the intraday draws do not depend on them.
+    """
+    spx = _spx_daily()
+    first = sessions[0].trade_date
+    prior = [d for d in spx if d < first]
+    prem0 = _premium(first)
+    if prior and first <= max(spx):
+        base = spx[max(prior)][3]
+        scale = 1.0 if start_price is None else start_price / (base * (1.0 + prem0))
+        level = base * scale
+    else:
+        scale, level = 1.0, (DEFAULT_START_PRICE if start_price is None else start_price) / (1.0 + prem0)
+    start_ticks = level * (1.0 + prem0) * 4.0
+    rng = np.random.default_rng([seed, 2018])
+    out: list[_Anchor | None] = []
+    for s in sessions:
+        if s.rth_close_ns - s.rth_open_ns < 60 * NS:
+            out.append(None)  # no RTH (a day of mourning): the session is an overnight-only walk
+            continue
+        real = s.trade_date in spx
+        o, h, lo, c = (v * scale for v in spx[s.trade_date]) if real else _synthetic_day(level, rng)
+        m = 4.0 * (1.0 + _premium(s.trade_date))
+        out.append(_Anchor(o * m, max(h, o, c) * m, min(lo, o, c) * m, c * m, real))
+        level = c
+    return out, start_ticks
+
+
+# ---- the intraday path: Brownian bridges on the session's seconds, variance proportional to activity ------
+
+
+def _bridge(a: float, b: float, var: np.ndarray, rng: np.random.Generator, k: int = 1) -> np.ndarray:
+    """k Brownian bridges (rows) from ``a`` (before the first step) to ``b`` (exactly, at the last step).
+
+    Steps have variance ``var``; the bridge pins the end in variance-time, so busy seconds move more.
+    """
+    w = np.cumsum(rng.standard_normal((k, var.size)) * np.sqrt(var), axis=1)
+    v = np.cumsum(var)
+    return a + w - (v / v[-1]) * (w[:, -1:] - (b - a))
+
+
+def _fit_high_low(paths: np.ndarray, anchor: _Anchor) -> np.ndarray:
+    """Pick the candidate whose excursions best fit the real high/low, then stretch it onto them.
+
+    The stretch is a monotone map of price levels fixed between open and close (so both stay exact), scaling
+    what lies above max(open, close) onto the high and below min(open, close) onto the low, by at most 2.5x.
+    """
+    top, bottom = max(anchor.open, anchor.close), min(anchor.open, anchor.close)
+    want_up, want_dn = anchor.high - top, bottom - anchor.low
+    up = np.maximum(paths.max(axis=1) - top, 0.0)
+    dn = np.maximum(bottom - paths.min(axis=1), 0.0)
+    score = np.abs(np.log((up + 1.0) / (want_up + 1.0))) + np.abs(np.log((dn + 1.0) / (want_dn + 1.0)))
+    best = int(np.argmin(score))
+    x = paths[best]
+    f_up = float(np.clip(want_up / up[best], 0.4, 2.5)) if up[best] > 0 else 1.0
+    f_dn = float(np.clip(want_dn / dn[best], 0.4, 2.5)) if dn[best] > 0 else 1.0
+    return np.where(x > top, top + (x - top) * f_up, np.where(x < bottom, bottom - (bottom - x) * f_dn, x))
+
+
+def _variance_scale(anchor: _Anchor, rth_weight: float) -> float:
+    """Tick^2 per unit of intensity so the RTH bridge's expected range is the real day's high - low."""
+    rng_ticks, move = anchor.high - anchor.low, abs(anchor.close - anchor.open)
+    excursion = np.sqrt(max(rng_ticks**2 - move**2, (0.3 * rng_ticks) ** 2))
+    return float((excursion / 1.25) ** 2 / rth_weight)  # E[range of a bridge] ~ 1.25 sd
+
+
+def _session_path(
+    grid_ns: np.ndarray,
+    intensity: np.ndarray,
+    session: TradeSession,
+    anchor: _Anchor | None,
+    state: _State,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The latent front-month bid (ticks, float) for every second of the session's grid.
+
+    Overnight: a bridge from the previous session's last price to the RTH open; RTH: a bridge open -> close
+    fitted to the day's high/low; after the cash close: a free walk (the next session bridges from it).
+    """
+    p0 = state.price_ticks
+    if anchor is None:
+        steps = rng.standard_normal(grid_ns.size) * np.sqrt(state.var_scale * intensity)
+        return p0 + np.cumsum(steps)
+    i_open = int(np.searchsorted(grid_ns, session.rth_open_ns, side="left"))
+    i_close = int(np.searchsorted(grid_ns, session.rth_close_ns, side="left"))
+    k = _variance_scale(anchor, float(intensity[i_open + 1 : i_close].sum()))
+    state.var_scale = k
+    x = np.empty(grid_ns.size)
+    x[: i_open + 1] = _bridge(p0, anchor.open, k * intensity[: i_open + 1], rng)[0]
+    rth = _bridge(anchor.open, anchor.close, k * intensity[i_open + 1 : i_close], rng, _CANDIDATES)
+    x[i_open + 1 : i_close] = _fit_high_low(rth, anchor)
+    post = rng.standard_normal(grid_ns.size - i_close) * np.sqrt(k * intensity[i_close:])
+    x[i_close:] = anchor.close + np.cumsum(post)
+    return x
+
+
 def _sizes(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Heavy-tailed lots: ~90 % 1-5ish (geometric), ~9 % 5-50, ~1 % block-like 50-500 (log-uniform)."""
-    out = rng.geometric(0.45, n).astype(np.uint32)
+    """Lots per print: 56 % 1-lots, 18 % 2-lots, the rest 3-49 from a discrete Pareto (tail index 1.5).
+
+    Blocks of 50-300 lots are added per event in ``_generate_day`` (they are the big-trade bubbles).
+    """
     u = rng.random(n)
-    mid, big = (u >= 0.90) & (u < 0.99), u >= 0.99
-    out[mid] = np.exp(rng.uniform(np.log(5), np.log(50), int(mid.sum()))).astype(np.uint32)
-    out[big] = np.exp(rng.uniform(np.log(50), np.log(500), int(big.sum()))).astype(np.uint32)
+    out = np.where(u < 0.56, 1, 2).astype(np.uint32)
+    tail = u >= 0.74
+    pareto = np.floor(3.0 * (1.0 - rng.random(int(tail.sum()))) ** (-1.0 / 1.5))
+    out[tail] = np.minimum(pareto, 49).astype(np.uint32)
     return out
 
 
@@ -296,48 +479,53 @@ def _session_grid(segments: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.n
 class _State:
     """What carries over from one trade date to the next."""
 
-    price_ticks: int  # the front month's bid
+    price_ticks: float  # the front month's latent bid
     spread_units: int | None
     sequence: int
     front: str | None = None
     basis_ticks: int = 0
+    var_scale: float = 0.1  # tick^2 per unit of intensity of the last anchored day
 
 
 def _generate_day(
-    segments: Sequence[tuple[int, int]],
+    session: TradeSession,
     plan: _DayPlan,
+    anchor: _Anchor | None,
     rng: np.random.Generator,
     n_target: int,
     state: _State,
 ) -> np.ndarray:
     """All trade records of one trade date, time-ordered (vectorised over events)."""
+    segments = session.segments
     if state.front is not None and plan.front != state.front:
         state.price_ticks += state.basis_ticks  # the old back month is the new front: keep its price level
     state.front, state.basis_ticks = plan.front, plan.basis_ticks
     grid_ns, grid_local = _session_grid(segments)
-    weight = np.cumsum(_intensity(grid_local))
-    mean_levels = 1.0 + _SWEEP_PROB * 2.0
+    intensity = _intensity(grid_local)
+    path = _session_path(grid_ns, intensity, session, anchor, state, rng)
+    weight = np.cumsum(intensity)
+    mean_levels = 1.0 + _SWEEP_PROB * 1.4 + _BLOCK_PROB * 1.5
     day_factor = rng.lognormal(0.0, 0.15)  # busy and quiet days
     n_events = int(rng.poisson(n_target * day_factor * weight[-1] / _reference_day_weight() / mean_levels))
     n_events = max(n_events, 1)
     # sorted uniforms (normalised exponential spacings) make the bin lookup a cheap merge, not a random search
     spacings = np.cumsum(rng.exponential(1.0, n_events + 1))
     bins = np.searchsorted(weight, spacings[:-1] / spacings[-1] * weight[-1], side="right")
+    # offsets stay inside their second, so sorting keeps each event aligned with its (sorted) grid second
     ts = np.sort(grid_ns[bins] + rng.integers(0, NS - 1_000_000, n_events))
     # reopen auction at every segment open: one 'N' print a few microseconds after the bell
-    auction_ts = np.array([o for o, _ in segments], dtype=np.int64) + rng.integers(
-        1_000, 900_000, len(segments)
-    )
+    seg_open = np.array([o for o, _ in segments], dtype=np.int64)
+    seg_close = np.array([c for _, c in segments], dtype=np.int64)
+    auction_ts = seg_open + rng.integers(1_000, 900_000, len(segments))
     ts = np.concatenate([auction_ts, ts])
+    sec = np.concatenate([np.searchsorted(grid_ns, seg_open), bins])  # grid second of each event
     is_auction = np.zeros(ts.size, dtype=bool)
     is_auction[: len(segments)] = True
     order = np.argsort(ts, kind="stable")
-    ts, is_auction = _strictly_increasing(ts[order]), is_auction[order]
-    seg_close = np.array([c for _, c in segments], dtype=np.int64)
-    seg_open = np.array([o for o, _ in segments], dtype=np.int64)
+    ts, is_auction, sec = _strictly_increasing(ts[order]), is_auction[order], sec[order]
     seg = np.searchsorted(seg_open, ts, side="right") - 1
     keep = ts < seg_close[seg]  # guard: never let the nudge push a print past a close
-    ts, is_auction = ts[keep], is_auction[keep]
+    ts, is_auction, sec = ts[keep], is_auction[keep], sec[keep]
     n = ts.size
 
     # instrument per event: 0 front, 1 back, 2 calendar spread
@@ -351,23 +539,25 @@ def _generate_day(
             inst[(inst == 0) & (ts >= plan.front_stop_ns)] = 1
     outright = inst < 2
 
-    # latent bid path (ticks) driven by the outright events; fat-tailed steps give ~1 % daily vol
-    n_out = int(outright.sum())
-    step_sd = _DAILY_VOL * state.price_ticks / np.sqrt(max(n_out, 1))
-    steps = np.zeros(n, dtype=np.int64)
-    steps[outright] = np.round(rng.standard_t(4, n_out) / np.sqrt(2.0) * step_sd).astype(np.int64)
+    # the bid of each event is the latent path at its second, on the tick grid
+    bid = np.floor(path[sec]).astype(np.int64)
     # aggressor side follows the move: upticks are mostly buyer-initiated ('B'), downticks seller ('A')
-    p_buy = np.where(steps > 0, 0.8, np.where(steps < 0, 0.2, 0.5))
+    move = np.zeros(n, dtype=np.int64)
+    move[1:] = np.diff(bid)
+    p_buy = np.where(move > 0, 0.8, np.where(move < 0, 0.2, 0.5))
     buy = rng.random(n) < p_buy
     side = np.where(buy, ord("B"), ord("A")).astype(np.uint8)
     none = is_auction | (rng.random(n) < _N_SIDE_PROB)
     side[none] = ord("N")
     direction = np.where(side == ord("B"), 1, np.where(side == ord("A"), -1, 0)).astype(np.int64)
     levels = np.ones(n, dtype=np.int64)
-    sweep = outright & ~none & (rng.random(n) < _SWEEP_PROB)
-    levels[sweep] = 1 + np.minimum(rng.geometric(0.5, int(sweep.sum())), 7)
-    impact = (levels - 1) * direction  # a sweep moves the book for the next event
-    bid = state.price_ticks + np.cumsum(steps) + np.concatenate([[0], np.cumsum(impact)[:-1]])
+    aggressive = outright & ~none
+    u_ev = rng.random(n)
+    sweep = aggressive & (u_ev < _SWEEP_PROB)
+    levels[sweep] = 1 + np.minimum(rng.geometric(0.7, int(sweep.sum())), 3)
+    block = aggressive & (u_ev >= _SWEEP_PROB) & (u_ev < _SWEEP_PROB + _BLOCK_PROB)
+    n_block = int(block.sum())
+    levels[block] = rng.choice([1, 2, 3, 4], n_block, p=[0.3, 0.35, 0.25, 0.1])
     first_px = np.where(side == ord("A"), bid, bid + 1)  # 'B' lifts the ask, 'A' hits the bid, 'N' at the ask
     first_px = first_px + np.where(inst == 1, plan.basis_ticks, 0)
 
@@ -399,6 +589,13 @@ def _generate_day(
         price = np.where(is_spread[ev], spread_price[ev], price)
     recs["price"] = price
     sizes = _sizes(rng, ev.size)
+    if n_block:  # a block's 50-300 lots are shared out over its price levels
+        in_block = block[ev]
+        share = rng.uniform(0.5, 1.5, int(in_block.sum()))
+        block_ev = ev[in_block]
+        total = np.exp(rng.uniform(np.log(50), np.log(300), n))[block_ev]
+        denom = np.bincount(block_ev, weights=share, minlength=n)[block_ev]
+        sizes[in_block] = np.maximum(np.round(total * share / denom), 1).astype(np.uint32)
     auction_size = rng.integers(20, 400, n).astype(np.uint32)
     recs["size"] = np.where(is_auction[ev], auction_size[ev], sizes)
     recs["side"] = side[ev].view("S1")
@@ -408,7 +605,7 @@ def _generate_day(
     seq = state.sequence + np.cumsum(1 + rng.poisson(8, n))  # one venue message per match event
     recs["sequence"] = seq[ev].astype(np.uint32)
 
-    state.price_ticks = int(bid[outright][-1]) if n_out else state.price_ticks
+    state.price_ticks = float(path[-1])
     state.spread_units = int(spread_path[-1]) if n_spread else state.spread_units
     state.sequence = int(seq[-1])
     if plan.back is None or plan.front_stop_ns is not None:
@@ -463,14 +660,16 @@ def write_synthetic_trades(
     n_days: int,
     trades_per_day: int = 300_000,
     seed: int = 7,
-    start_price: float = _START_PRICE_TICKS / 4,
+    start_price: float | None = None,
 ) -> list[Path]:
     """Write ``n_days`` CME trade dates of synthetic ES trades from the first trade date >= ``start``.
 
     One ``glbx-mdp3-YYYYMMDD.trades.dbn.zst`` per UTC date (of ts_recv); dataset GLBX.MDP3, stype_in
     RAW_SYMBOL -> INSTRUMENT_ID, mappings per file. ``trades_per_day`` is the record count of a normal full
-    session (shortened days get fewer). ``start_price`` is the first front-month price (rounded to the tick).
-    Same arguments -> byte-identical files.
+    session (shortened days get fewer). ``start_price`` is the first front-month price (rounded to the tick);
+    None = the real S&P level where arch has the preceding day, else DEFAULT_START_PRICE. Each RTH session
+    follows the real S&P 500 day (open, high, low, close, scaled; module docstring). Same arguments ->
+    byte-identical files.
     """
     if n_days < 1:
         raise ValueError("n_days must be >= 1")
@@ -478,7 +677,8 @@ def write_synthetic_trades(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    start_ticks = round(start_price * 4)
+    anchors, start_ticks = _anchors(sessions, start_price, seed)
+    start_ticks = float(round(start_ticks))
     state = _State(price_ticks=start_ticks, spread_units=None, sequence=1_000_000)
     plans = [_day_plan(s.trade_date, start_ticks) for s in sessions]
     names: set[str] = set()
@@ -488,8 +688,8 @@ def write_synthetic_trades(
     if len(id_to_symbol) != len(names):
         raise RuntimeError(f"synthetic instrument_id collision among {sorted(names)}")
     files = _DailyFiles(out_dir, id_to_symbol)
-    for i, (session, plan) in enumerate(zip(sessions, plans, strict=True)):
-        files.add(_generate_day(session.segments, plan, rng, trades_per_day, state))
+    for i, (session, plan, anchor) in enumerate(zip(sessions, plans, anchors, strict=True)):
+        files.add(_generate_day(session, plan, anchor, rng, trades_per_day, state))
         next_open = sessions[i + 1].open_ns if i + 1 < len(sessions) else None
         files.flush_before(None if next_open is None else next_open // DAY_NS * DAY_NS)
     return sorted(files.paths)

@@ -382,3 +382,188 @@ def test_truncated_file_warns_and_drops_the_partial_record():
     assert db.DBNStore.from_bytes(whole).to_ndarray().size == 5
     with pytest.warns(BentoWarning, match="truncated"):
         assert db.DBNStore.from_bytes(whole[:-10]).to_ndarray().size == 4
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration: the synthetic ES follows the real S&P 500 days shipped in arch and trades like ES
+# (targets in the generator's docstring and design/DECISIONS.md section 7)
+# --------------------------------------------------------------------------------------------------
+
+DEMO_START = dt.date(2018, 11, 1)  # the demo's window (CLI defaults): real S&P days through 2018-12-20
+DEMO_DAYS = 35
+RTH_OPEN_MIN, RTH_CLOSE_MIN = 8 * 60 + 30, 15 * 60  # Chicago wall clock, written out independently
+
+
+def _frame(paths: list[Path]) -> pd.DataFrame:
+    """Outright trades read back with the databento client; symbols decoded from each file's mappings."""
+    frames = []
+    for p in paths:
+        store = db.DBNStore.from_file(p)
+        recs = store.to_ndarray()
+        id_to_symbol = {int(i["symbol"]): s for s, ivs in store.metadata.mappings.items() for i in ivs}
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ts_event": recs["ts_event"].astype(np.int64),
+                    "instrument_id": recs["instrument_id"].astype(np.int64),
+                    "symbol": [id_to_symbol[int(i)] for i in recs["instrument_id"]],
+                    "price": recs["price"].astype(np.int64) / 1e9,
+                    "size": recs["size"].astype(np.int64),
+                    "side": recs["side"].astype(str),
+                }
+            )
+        )
+    df = pd.concat(frames, ignore_index=True)
+    df = df[~df["symbol"].str.contains("-")].copy()
+    local = pd.to_datetime(df["ts_event"], utc=True).dt.tz_convert("America/Chicago")
+    df["day"] = local.dt.date
+    df["minute"] = local.dt.hour * 60 + local.dt.minute
+    return df
+
+
+def _real_spx() -> pd.DataFrame:
+    import arch.data.sp500
+
+    spx = arch.data.sp500.load()[["Open", "High", "Low", "Close"]]
+    spx.index = spx.index.date
+    return spx
+
+
+def _rth_daily(df: pd.DataFrame, spx: pd.DataFrame) -> pd.DataFrame:
+    """Per real S&P date: OHLC of the most traded outright in 08:30-15:00 CT, and its same-contract return."""
+    rth = df[(df["minute"] >= RTH_OPEN_MIN) & (df["minute"] < RTH_CLOSE_MIN) & df["day"].isin(set(spx.index))]
+    rth = rth.sort_values("ts_event")
+    g = rth.groupby(["day", "symbol"])["price"]
+    ohlc = pd.DataFrame({"open": g.first(), "high": g.max(), "low": g.min(), "close": g.last()})
+    volume = rth.groupby(["day", "symbol"])["size"].sum()
+    main = (
+        volume.reset_index()
+        .sort_values("size")
+        .groupby("day")
+        .tail(1)
+        .set_index("day")["symbol"]
+        .sort_index()
+    )
+    rows = []
+    for i, (day, symbol) in enumerate(main.items()):
+        prev = main.index[i - 1] if i else None
+        prev_close = ohlc["close"].get((prev, symbol), np.nan) if prev else np.nan
+        rows.append(
+            {
+                "day": day,
+                "symbol": symbol,
+                **ohlc.loc[(day, symbol)],
+                "ret": ohlc.loc[(day, symbol), "close"] / prev_close - 1,
+            }
+        )
+    return pd.DataFrame(rows).set_index("day")
+
+
+@pytest.fixture(scope="module")
+def demo_window(tmp_path_factory) -> pd.DataFrame:
+    """The demo's 35 trade dates at a light 20k trades/day (the daily anchor does not depend on density)."""
+    out = tmp_path_factory.mktemp("demo_window")
+    return _frame(write_synthetic_trades(out, DEMO_START, DEMO_DAYS, 20_000, seed=7))
+
+
+@pytest.fixture(scope="module")
+def demo_density(tmp_path_factory) -> pd.DataFrame:
+    """Three normal trade dates at the demo's 300k trades/day, for the 1-minute and size statistics."""
+    out = tmp_path_factory.mktemp("demo_density")
+    return _frame(write_synthetic_trades(out, dt.date(2018, 11, 26), 3, 300_000, seed=7, start_price=2650))
+
+
+def test_daily_returns_follow_the_real_sp500(demo_window):
+    spx = _real_spx()
+    es = _rth_daily(demo_window, spx)
+    real = spx.loc[DEMO_START - dt.timedelta(days=7) : dt.date(2018, 12, 31)]
+    real_ret = real["Close"].pct_change()
+    both = pd.DataFrame({"es": es["ret"], "spx": real_ret.reindex(es.index)}).dropna()
+    assert len(both) >= 30  # 34 returns less Thanksgiving-week gaps, never a handful
+    assert np.corrcoef(both["es"], both["spx"])[0, 1] > 0.9
+    # levels: ES stays within 1 % of the index every day (basis + scale), no drift to 1957
+    level_gap = (es["close"] / real["Close"].reindex(es.index) - 1).abs()
+    assert level_gap.max() < 0.01
+    # the demo window falls 2740 -> ~2467 like the real index, not -28 %
+    assert es["close"].iloc[-1] / es["open"].iloc[0] == pytest.approx(
+        real.loc[es.index[-1], "Close"] / real.loc[es.index[0], "Open"], abs=0.01
+    )
+
+
+def test_rth_high_low_near_the_real_day(demo_window):
+    spx = _real_spx()
+    es = _rth_daily(demo_window, spx)
+    real = spx.reindex(es.index)
+    ratio = (es["high"] - es["low"]) / (real["High"] - real["Low"])
+    assert 0.85 < ratio.median() < 1.2 and ratio.between(0.5, 2.0).all()
+    assert np.corrcoef(es["high"] - es["low"], real["High"] - real["Low"])[0, 1] > 0.9
+    # opens and closes sit on the real ones (scaled): within 0.3 % of the index
+    for col, ref in (("open", "Open"), ("close", "Close")):
+        assert (es[col] / real[ref] - 1).abs().max() < 0.003, col
+
+
+def test_default_start_price_is_the_real_level(demo_window):
+    """No start_price: the first session starts at the real S&P level (ESZ8 ~ SPX), not at 6000."""
+    first = demo_window.sort_values("ts_event")["price"].iloc[0]
+    assert abs(first / 2711.74 - 1) < 0.01  # S&P 500 close 2018-10-31 (arch), the level at the 17:00 open
+
+
+def test_roll_gap_is_a_few_points_in_2018(demo_window):
+    both = demo_window[
+        (demo_window["day"] == dt.date(2018, 12, 12)) & (demo_window["minute"] >= RTH_OPEN_MIN)
+    ]
+    gap = (
+        both.loc[both["symbol"] == "ESH9", "price"].median()
+        - both.loc[both["symbol"] == "ESZ8", "price"].median()
+    )
+    assert 2.0 < gap < 10.0  # 2018 carry (rates ~2.8 % minus dividends ~2 %) over one quarter
+
+
+def test_one_minute_ranges_and_sizes_at_demo_density(demo_density):
+    df = demo_density
+    df = df.assign(bucket=df["ts_event"] // (60 * 10**9))
+    rth = df[(df["minute"] >= RTH_OPEN_MIN) & (df["minute"] < RTH_CLOSE_MIN)]
+    front = rth.groupby("symbol")["size"].sum().idxmax()
+    bars = rth[rth["symbol"] == front].groupby("bucket")["price"].agg(["max", "min"])
+    rng_1m = bars["max"] - bars["min"]
+    assert len(bars) > 3 * 380
+    assert 1.0 <= rng_1m.median() <= 3.0  # typical ES minute: 1-3 points
+    overnight = df[(df["minute"] < 7 * 60) | (df["minute"] >= 18 * 60)]
+    night = overnight[overnight["symbol"] == front].groupby("bucket")["price"].agg(["max", "min"])
+    assert (night["max"] - night["min"]).median() < rng_1m.median()  # quieter overnight
+    # sizes: mostly 1-2 lots, a heavy tail, occasional 50-300-lot sweeps
+    one, two = (df["size"] == 1).mean(), (df["size"] == 2).mean()
+    assert 0.45 <= one <= 0.65 and 0.10 <= two <= 0.25
+    assert 0.001 < (df["size"] >= 20).mean() < 0.05 and df["size"].max() <= 500
+    events = (
+        df[df["side"] != "N"]
+        .groupby(["instrument_id", "ts_event"])
+        .agg(lots=("size", "sum"), levels=("price", "nunique"))
+    )
+    big_sweeps = events[(events["lots"] >= 50) & (events["lots"] <= 300) & (events["levels"] > 1)]
+    assert len(big_sweeps) > 3 * 50  # dozens per day for the big-trade bubbles
+    assert len(big_sweeps) < 0.01 * len(events)  # but occasional
+
+
+def test_volume_u_shape_by_lots_at_demo_density(demo_density):
+    per_min = demo_density.groupby("minute")["size"].sum().reindex(range(1440), fill_value=0) / 3
+    first30 = per_min.loc[RTH_OPEN_MIN : RTH_OPEN_MIN + 29].mean()
+    last30 = per_min.loc[RTH_CLOSE_MIN - 30 : RTH_CLOSE_MIN - 1].mean()
+    midday = per_min.loc[11 * 60 : 13 * 60 - 1].mean()
+    rth = per_min.loc[RTH_OPEN_MIN : RTH_CLOSE_MIN - 1].mean()
+    overnight = pd.concat([per_min.loc[18 * 60 :], per_min.loc[: 7 * 60 - 1]]).mean()
+    assert first30 > 1.5 * midday and last30 > 1.3 * midday
+    assert overnight < 0.3 * rth
+
+
+def test_after_the_real_data_ends_the_path_continues(tmp_path):
+    """arch's S&P ends 2018-12-31: later days are synthetic, continuing from the last real close."""
+    spx = _real_spx()
+    df = _frame(write_synthetic_trades(tmp_path, dt.date(2018, 12, 26), 8, 5_000, seed=2))
+    rth = df[(df["minute"] >= RTH_OPEN_MIN) & (df["minute"] < RTH_CLOSE_MIN)].sort_values("ts_event")
+    closes = rth.groupby("day")["price"].last()
+    assert dt.date(2019, 1, 7) in closes.index
+    real_last = spx.loc[dt.date(2018, 12, 31), "Close"]
+    assert abs(closes[dt.date(2018, 12, 31)] / real_last - 1) < 0.01
+    assert closes.pct_change().dropna().abs().max() < 0.06  # no jump where the real data stops
+    assert abs(closes.iloc[-1] / real_last - 1) < 0.15
