@@ -43,6 +43,17 @@ def default_snapshot(root: Path) -> Path:
     return root / "config" / "exports" / "latest.json"
 
 
+def data_root_cell(snap: ConfigSnapshot, profile: str | None) -> str:
+    """'profile 'portable', PATHS!D2': where the DATA_ROOT of a profile is set (for messages)."""
+    from openpyxl.utils import get_column_letter
+
+    from runtime.config.schema import BY_NAME
+
+    row = snap.profile(profile)
+    col = get_column_letter(BY_NAME["PATHS"].headers.index("DATA_ROOT") + 1)
+    return f"profile '{row.profile}', PATHS!{col}{row.row}"
+
+
 class RedactSecrets(logging.Filter):
     """Belt and braces: a secret from the environment never reaches a log line."""
 
@@ -72,7 +83,7 @@ class App:
     @cached_property
     def paths(self) -> ResolvedPaths:
         paths = snapshot_paths(self.snapshot, self.profile)
-        ensure_layout(paths)
+        ensure_layout(paths, create_root=False, where=data_root_cell(self.snapshot, self.profile))
         attach_log_file(paths.log_dir, self.command)
         return paths
 

@@ -88,10 +88,28 @@ def init(
     workbook: WorkbookOpt = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing workbook")] = False,
     empty: Annotated[bool, typer.Option("--empty", help="headers only, no demo rows")] = False,
+    data: Annotated[
+        bool,
+        typer.Option("--data", help="create the DATA_ROOT of the exported profile (folders + registry) instead"),
+    ] = False,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
-    """Write the template workbook (every sheet and header, dropdowns, demo rows)."""
+    """Write the template workbook (every sheet and header, dropdowns, demo rows); --data: create DATA_ROOT."""
     from runtime.config.template import write_template
 
+    if data:  # the one place a DATA_ROOT is created: never silently by another command
+        from runtime.config.loader import snapshot_paths
+        from runtime.storage.paths import ensure_layout
+
+        a = _app(ctx, config, profile, "init-data")
+        paths = snapshot_paths(a.snapshot, a.profile)
+        existed = paths.data_root.is_dir()
+        ensure_layout(paths, create_root=True)
+        a.registry  # noqa: B018 (creates and migrates the registry)
+        state = "exists" if existed else "created"
+        say(f"DATA_ROOT {paths.data_root} {state} (profile '{paths.profile}'); registry {paths.duckdb_file} ready")
+        return
     path = workbook or default_workbook(find_project_root())
     write_template(path, force=force, demo=not empty)
     say(f"wrote {path}")
@@ -115,12 +133,21 @@ def config_export(
     profile = _opts(ctx, None, profile).profile
     res = export_workbook(workbook or default_workbook(root), out_dir=out, profile=profile)
     snap = load_snapshot(res.latest)
-    attach_log_file(snapshot_paths(snap, profile).log_dir, "config-export")
+    paths = snapshot_paths(snap, profile)
+    if paths.data_root.is_dir():  # never create DATA_ROOT here (an unmounted drive must not look empty)
+        attach_log_file(paths.log_dir, "config-export")
     if res.unchanged:
         say(f"unchanged: {res.path} (content hash {res.content_hash[:8]}, {res.n_rows} rows)")
     else:
         say(
             f"exported {res.path}\n  and {res.latest} (content hash {res.content_hash[:8]}, {res.n_rows} rows)"
+        )
+    if not paths.data_root.is_dir():
+        from runtime.app import data_root_cell
+
+        say(
+            f"note: DATA_ROOT {paths.data_root} does not exist yet ({data_root_cell(snap, profile)}); "
+            "create it with `backtest init --data` (or mount the drive it is on)"
         )
 
 

@@ -492,6 +492,94 @@ def _check_use(
     return get(t, "template_id") if t is not None and get(t, "signal_expr") else None
 
 
+def _names_in(*texts: Any) -> set[str]:
+    return {n for t in texts if isinstance(t, str) for n in PARAM_RE.findall(t)}
+
+
+def parameters_of(rows: Sheets, scope: str, target: Any) -> set[str] | None:
+    """The $parameters a row of a scope can take (None when the scope has no such list)."""
+    if scope == "template":
+        return _names_in(get(target, "signal_expr"))
+    if scope == "strategy":
+        t = keyed(rows, "SIGNAL_TEMPLATES").get(get(target, "signal_template_id"))
+        tmpl = get(t, "signal_expr") if t is not None else None
+        return _names_in(tmpl, get(target, "gate_expr"), get(target, "scaling_expr"))
+    if scope == "feature":
+        return _names_in(get(target, "transform"), get(target, "combine_transform"))
+    if scope == "gate":
+        return _names_in(get(target, "expression"))
+    return None  # backtest: its own columns, checked by name below
+
+
+def _unknown(rep: Any, sheet: str, row: Any, column: str, name: str, known: set[str], what: str) -> None:
+    near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    listing = ", ".join(sorted(known)) or "none"
+    rep.at(
+        sheet,
+        row,
+        column,
+        f"'{name}' is not a parameter of {what} (it has: {listing})",
+        f"{hint}fix the name",
+    )
+
+
+def check_param_names(rows: Sheets, rep: Any) -> None:
+    """Parameter names must exist: a typo (`windw`, `$lagg`) would otherwise be ignored or left unbound."""
+    opt_rows = [r for r in rows.get("OPTIMIZATION_PARAMS", []) if get(r, "param_name")]
+    for tid, t in keyed(rows, "SIGNAL_TEMPLATES").items():
+        names = _names_in(get(t, "signal_expr"))
+        defaults = get(t, "default_params_json") or {}
+        for k in defaults:
+            if names and k not in names:
+                _unknown(rep, "SIGNAL_TEMPLATES", t, "default_params_json", k, names, f"template {tid}")
+        bound = set(defaults) | {
+            get(r, "param_name")
+            for r in opt_rows
+            if get(r, "param_scope") == "template" and get(r, "target_id") == tid
+        }
+        users = [s for s in keyed(rows, "STRATEGIES").values() if get(s, "signal_template_id") == tid]
+        for n in sorted(names - bound):
+            if not users or any(n not in (get(s, "params_json") or {}) for s in users):
+                _unknown(
+                    rep,
+                    "SIGNAL_TEMPLATES",
+                    t,
+                    "signal_expr",
+                    f"${n}",
+                    {f"${b}" for b in bound},
+                    f"template {tid}'s default_params_json",
+                )
+    for sheet, what in (
+        ("STRATEGIES", "strategy"),
+        ("FEATURE_LIBRARY", "feature"),
+        ("ENGINEERED_FEATURES", "feature"),
+    ):
+        for rid, r in keyed(rows, sheet).items():
+            known = parameters_of(rows, what, r) or set()
+            for k in get(r, "params_json") or {}:
+                if k not in known:
+                    _unknown(rep, sheet, r, "params_json", k, known, f"{what} {rid}")
+    targets = {
+        "strategy": keyed(rows, "STRATEGIES"),
+        "template": keyed(rows, "SIGNAL_TEMPLATES"),
+        "feature": {**keyed(rows, "FEATURE_LIBRARY"), **keyed(rows, "ENGINEERED_FEATURES")},
+        "gate": keyed(rows, "GATES"),
+    }
+    for r in opt_rows:
+        scope, name, target = get(r, "param_scope"), get(r, "param_name"), get(r, "target_id")
+        if scope == "backtest":
+            known = {
+                h for h in BY_NAME["BACKTESTS"].headers if h not in ("backtest_id", "strategy_id", "notes")
+            }
+        elif (row := targets.get(scope, {}).get(target)) is not None:
+            known = parameters_of(rows, scope, row) or set()
+        else:
+            continue  # an unknown target is reported by validate._params
+        if name not in known:
+            _unknown(rep, "OPTIMIZATION_PARAMS", r, "param_name", name, known, f"{scope} {target}")
+
+
 def check_expressions(rows: Sheets, rep: Any, data_root: Path | None = None) -> dict[str, dict[str, Any]]:
     """Check every expression cell; errors go to `rep` (a Reporter); returns the snapshot's expression info."""
     import dsl
@@ -503,6 +591,7 @@ def check_expressions(rows: Sheets, rep: Any, data_root: Path | None = None) -> 
     check_source_columns(rows, rep, data_root)  # the source file matches its DATASETS row
     _check_input_columns(rows, rep, build, data_root)
     check_availability_overrides(rows, rep)
+    check_param_names(rows, rep)
     _check_features(build.catalog, rep, idx, out, col)
     used = {tid for use in decision_uses(rows) if (tid := _check_use(use, rows, build.catalog, out, col))}
     for tid, t in keyed(rows, "SIGNAL_TEMPLATES").items():  # unused templates: at least their syntax

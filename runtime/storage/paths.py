@@ -9,10 +9,11 @@ default layout. A Windows drive path on a POSIX machine (or the reverse) is not 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from runtime.contracts import ResolvedPaths
+from runtime.contracts import ResolvedPaths, UserError
 
 #: PATHS column -> (base it is relative to, default when blank)
 PATH_COLUMNS: dict[str, tuple[str, str]] = {
@@ -73,7 +74,11 @@ def resolve_paths(profile: str, row: Mapping[str, str | None], project_root: Pat
 
 
 def unusable_reason(path: Path) -> str | None:
-    """None if `path` exists as a writable folder or could be created here; else why not."""
+    """None if `path` exists as a writable folder or a folder could be created there; else why not.
+
+    Why a probe: os.access() says yes for root under /proc and on some network shares; the only honest test
+    is to create (and at once remove) a folder in the nearest existing parent. Nothing is left behind.
+    """
     p = Path(path)
     probe = p
     while not probe.exists():
@@ -85,14 +90,39 @@ def unusable_reason(path: Path) -> str | None:
         return f"'{probe}' exists but is not a folder"
     if not os.access(probe, os.W_OK):
         return f"'{probe}' is not writable by this user"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".backtest-probe-", dir=probe))
+    except OSError as exc:
+        return f"no folder can be created in '{probe}' ({exc.strerror or exc})"
     return None
 
 
-def ensure_layout(paths: ResolvedPaths) -> list[Path]:
-    """Create the spec's DATA_ROOT layout; returns the folders that were created."""
+class DataRootMissing(UserError):
+    """DATA_ROOT does not exist: never created silently (an unmounted drive would get an empty registry)."""
+
+
+def ensure_layout(paths: ResolvedPaths, *, create_root: bool = True, where: str = "") -> list[Path]:
+    """Create the spec's DATA_ROOT layout; returns the folders that were created.
+
+    With create_root False (every command but `backtest init --data`), a DATA_ROOT that does not exist is an
+    error naming `where` (profile and PATHS cell): an unplugged drive must not become a fresh empty store.
+    """
+    where = where or f"profile '{paths.profile}', PATHS DATA_ROOT"
+    if not create_root and not paths.data_root.is_dir():
+        what = "is not a folder" if paths.data_root.exists() else "does not exist"
+        raise DataRootMissing(
+            f"DATA_ROOT {paths.data_root} {what} ({where}); is the drive mounted? Mount it, or fix the cell and "
+            "run `backtest config export`; to start a new, empty data folder there run `backtest init --data`"
+        )
     created = []
-    for d in (paths.data_root, *paths.layout_dirs()):
-        if not d.exists():
-            d.mkdir(parents=True, exist_ok=True)
-            created.append(d)
+    try:
+        for d in (paths.data_root, *paths.layout_dirs()):
+            if not d.exists():
+                d.mkdir(parents=True, exist_ok=True)
+                created.append(d)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create {exc.filename or paths.data_root} ({exc.strerror or exc}; {where}); "
+            "point DATA_ROOT at a writable folder on this machine and re-export"
+        ) from None
     return created

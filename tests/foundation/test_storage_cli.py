@@ -26,10 +26,13 @@ def exported(project: Path) -> Path:
     return project
 
 
-def test_first_use_creates_layout_and_registry(exported: Path, cli) -> None:
+def test_init_data_creates_layout_and_registry(exported: Path, cli) -> None:
+    data = exported / "data"
+    r = cli(["status"], cwd=exported)  # never created silently: it could be an unmounted drive
+    assert r.code == 1 and "backtest init --data" in r.err and not data.exists()
+    assert cli(["init", "--data"], cwd=exported).code == 0
     r = cli(["status"], cwd=exported)
     assert r.code == 0, r.err
-    data = exported / "data"
     for d in LAYOUT:
         assert (data / d).is_dir(), d
     assert (data / "duckdb" / "research.duckdb").is_file()
@@ -116,6 +119,7 @@ def test_second_process_retries_and_succeeds(tmp_path: Path) -> None:
 
 
 def test_locked_registry_from_the_cli_exits_1(exported: Path, cli) -> None:
+    assert cli(["init", "--data"], cwd=exported).code == 0
     r = cli(["status"], cwd=exported)
     assert r.code == 0
     holder = _hold(exported / "data" / "duckdb" / "research.duckdb", 25.0)
@@ -184,7 +188,7 @@ def test_docs_archive_and_update(exported: Path, cli, tmp_path: Path) -> None:
     assert (exported / "instructions" / "00_setup.md").read_text() == "# setup v2\n"
     assert (exported / "design" / "ROADMAP.md").read_text().startswith("# ROADMAP")
     archives = sorted((exported / "archive").iterdir())
-    assert len(archives) == 2
+    assert len(archives) == 1  # the docs before the update were already archived: no duplicate (issue 8)
     assert (archives[-1] / "design" / "SPEC.md").read_text() == "# SPEC\nold text of SPEC\n"
     r = cli(["docs", "update", "--from", str(tmp_path / "nothing")], cwd=exported)
     assert r.code == 1 and "not a folder" in r.err
@@ -210,7 +214,7 @@ def test_context_pack(exported: Path, cli) -> None:
         ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "big"], cwd=exported, check=True
     )
     secret = "db-SECRETkeyABCDEFGHIJKLMNOPQRSTUV"
-    r = cli(["context-pack"], cwd=exported, env={"DATABENTO_API_KEY": secret})
+    r = cli(["context-pack", "--print"], cwd=exported, env={"DATABENTO_API_KEY": secret})
     assert r.code == 0, r.err
     text = (exported / "context_pack.md").read_text()
     assert text in r.out or text.strip() in r.out
