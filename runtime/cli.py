@@ -183,7 +183,9 @@ def demo_data(
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 7,
     trades_per_day: Annotated[int, typer.Option("--trades-per-day", min=100)] = 300_000,
     start: Annotated[str, typer.Option("--start", help="first trade date (YYYY-MM-DD)")] = "2018-11-01",
-    start_price: Annotated[float, typer.Option("--start-price", help="first ES price")] = 2715.0,
+    start_price: Annotated[
+        float | None, typer.Option("--start-price", help="first ES price (default: the real S&P 500 level)")
+    ] = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -458,17 +460,18 @@ def context_pack(
     ctx: typer.Context,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="write the file without printing it")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="only the line naming the file written")] = False,
+    print_all: Annotated[bool, typer.Option("--print", help="print the whole pack, not its summary")] = False,
 ) -> None:
-    """Write context_pack.md (repo, docs, snapshot, PATHS and data trees) and print it."""
+    """Write context_pack.md (repo, docs, snapshot, PATHS and data trees); print its summary (or all of it)."""
     from runtime.context_pack import build_context_pack
 
     root = find_project_root()
     o = _opts(ctx, config, profile)
-    text, path = build_context_pack(root, config=o.config, profile=o.profile)
-    if not quiet:
-        sys.stdout.write(text)
-    say(f"wrote {path} ({len(text.splitlines())} lines)")
+    pack = build_context_pack(root, config=o.config, profile=o.profile)
+    if print_all:
+        sys.stdout.write(pack.text)
+    say(pack.summary().splitlines()[0] if quiet or print_all else pack.summary())
 
 
 @docs_app.command("archive")
@@ -476,8 +479,11 @@ def docs_archive() -> None:
     """Copy design/ and instructions/ to archive/<timestamp>/."""
     from runtime.docs import archive_docs
 
-    dest = archive_docs(find_project_root())
-    say(f"archived design/ and instructions/ to {dest}")
+    res = archive_docs(find_project_root())
+    if res.created:
+        say(f"archived design/ and instructions/ to {res.path}")
+    else:
+        say(f"docs unchanged, already archived at {res.path} (nothing written)")
 
 
 @docs_app.command("update")
@@ -485,12 +491,23 @@ def docs_update(
     source: Annotated[
         Path, typer.Option("--from", help="folder with the new design/ and instructions/ files")
     ],
+    add_new: Annotated[
+        bool, typer.Option("--add-new", help="also add .md files that are not yet design docs")
+    ] = False,
 ) -> None:
     """Archive the current docs, then overwrite them with the files in --from (spec 10.3)."""
     from runtime.docs import update_docs
 
-    dest, written = update_docs(find_project_root(), source)
-    say(f"archived to {dest}; updated {len(written)} files: " + ", ".join(str(w) for w in written))
+    res = update_docs(find_project_root(), source, add_new=add_new)
+    if res.archive is None:
+        say("no previous docs to archive")
+    else:
+        verb = "archived to" if res.archive.created else "previous docs already archived at"
+        say(f"{verb} {res.archive.path}")
+    listed = ", ".join(w.as_posix() for w in res.written) or "none"
+    say(f"updated {len(res.written)} file(s): {listed}")
+    if res.unchanged:
+        say(f"unchanged {len(res.unchanged)}: " + ", ".join(w.as_posix() for w in res.unchanged))
 
 
 def main() -> None:
