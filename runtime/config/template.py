@@ -37,7 +37,12 @@ RUNBOOK = [
         "backtest config export",
         "after every edit; validates all sheets",
     ),
-    (2, "Sample data (fresh machine only)", "backtest demo-data", "xlsx from arch data + synthetic ES DBN"),
+    (
+        2,
+        "Create DATA_ROOT, then sample data (fresh machine only)",
+        "backtest init --data; backtest demo-data",
+        "a missing DATA_ROOT is never created silently; sample xlsx from arch data + synthetic ES DBN",
+    ),
     (3, "Ingest daily series", "backtest ingest daily", "append-only; revisions are recorded"),
     (4, "Ingest ES trades", "backtest ingest databento", "DBN files -> canonical parquet by trade date"),
     (5, "Build derived intraday tables", "backtest derive", "bars_1m, footprint, CVD, big trades; RTH+FULL"),
