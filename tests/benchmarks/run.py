@@ -1,4 +1,4 @@
-"""`make bench`: run every tests/benchmarks/bench_*.py and write RESULTS.md.
+"""`make bench`: run every tests/benchmarks/bench_*.py and write RESULTS.md (`--scale`: the one-year case).
 
 Each module exposes `run() -> list[BenchRow]`; every figure sits beside a baseline measured in the same
 run, so the table says how far we are from the floor on this machine today, not from a remembered number.
@@ -84,10 +84,50 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+def sections(text: str) -> tuple[str, dict[str, str]]:
+    """Split RESULTS.md into the main table and its `## ` sections (title -> text), so that one writer
+    replaces only its own part and keeps the others'."""
+    parts = text.split("\n## ")
+    out: dict[str, str] = {}
+    for part in parts[1:]:
+        title = part.split("\n", 1)[0].strip()
+        out[title] = "## " + part.rstrip("\n") + "\n"
+    return parts[0].rstrip("\n") + "\n", out
+
+
+def write_results(main_table: str | None = None, section: str | None = None) -> str:
+    """Replace the main table and/or one `## ` section of RESULTS.md; every other part is kept as it was."""
+    path = HERE / "RESULTS.md"
+    head, secs = sections(path.read_text(encoding="utf-8")) if path.exists() else ("", {})
+    if main_table is not None:
+        head = main_table
+    if section is not None:
+        title = section.split("\n", 1)[0].removeprefix("## ").strip()
+        secs[title] = section.rstrip("\n") + "\n"
+    text = head.rstrip("\n") + "\n" + "".join("\n" + v for v in secs.values())
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def scale() -> int:
+    """`--scale`: one month vs one year (250 trade dates x 300k trades), time and peak RSS per stage."""
+    from tests.benchmarks.memory import measure, scale_section
+
+    cases = [("one month", 21), ("one year", 250)]
+    print("scale bench: " + ", ".join(f"{n} ({d} trade dates)" for n, d in cases), flush=True)
+    text = scale_section(measure(cases), cases[0][0], cases[1][0])
+    write_results(section=text)
+    print(text)
+    print(f"written {HERE / 'RESULTS.md'} (section only)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    only = set(argv)
     sys.path.insert(0, str(ROOT))
+    if "--scale" in argv:
+        return scale()
+    only = set(argv)
     rows: list[BenchRow] = []
     for path in sorted(HERE.glob("bench_*.py")):
         if only and path.stem not in only:
@@ -95,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         mod = importlib.import_module(f"tests.benchmarks.{path.stem}")
         print(f"running {path.stem} ...", flush=True)
         rows.extend(mod.run())
-    text = render(rows)
-    (HERE / "RESULTS.md").write_text(text, encoding="utf-8")
+    text = write_results(main_table=render(rows))
     print(text)
     print(f"written {HERE / 'RESULTS.md'}")
     return 0

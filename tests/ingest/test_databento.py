@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -359,6 +360,58 @@ def test_unreadable_bytes_name_the_file_not_a_buffer(env, cli, tmp_path: Path) -
     assert not list(paths.canonical_dir.rglob("*.parquet"))
     assert not [p for p in paths.staging_dir.rglob("*") if p.is_file()]
     assert reg.query("SELECT count(*) n FROM ingests")[0]["n"] == 0
+
+
+_PEAK_SCRIPT = """
+import json, sys, tracemalloc
+from pathlib import Path
+import pyarrow as pa
+from runtime.config.loader import load_snapshot, snapshot_paths
+from runtime.ingest.databento import ingest_databento
+from runtime.storage.paths import ensure_layout
+from runtime.storage.registry import Registry
+snap = load_snapshot(Path(sys.argv[1]) / "config" / "exports" / "latest.json")
+paths = snapshot_paths(snap)
+ensure_layout(paths)
+reg = Registry(paths.duckdb_file)
+reg.migrate()
+files = [Path(f) for f in sys.argv[2:]]
+tracemalloc.start()
+res = ingest_databento(snap.dataset("ES"), paths, reg, files=files)
+print(json.dumps({"arrow_peak": pa.default_memory_pool().max_memory(), "py_peak": tracemalloc.get_traced_memory()[1],
+                  "rows": sum(r.rows for r in res)}))
+"""
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_files(tmp_path: Path) -> None:
+    """One run of 2 files vs 8 files (each in a fresh interpreter): the peak Arrow pool and Python/numpy
+    allocations stay about one file's worth; holding every file's rows until the write would quadruple them."""
+    files = write_synthetic_trades(tmp_path / "dbn", dt.date(2019, 2, 4), 8, 30_000, seed=4, start_price=2700)
+    assert len(files) >= 8
+    peaks = {}
+    for n in (2, 8):
+        root = tmp_path / f"p{n}"
+        (root / "config").mkdir(parents=True)
+        from runtime.config.template import write_template
+
+        write_template(root / "config" / "run_config.xlsx")
+        export_workbook(root / "config" / "run_config.xlsx")
+        out = subprocess.run(
+            [sys.executable, "-c", _PEAK_SCRIPT, str(root), *map(str, files[:n])],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=600,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        peaks[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    # independent size of the data: the raw records of the first 2 vs all 8 files
+    raw2 = sum(raw_array(f).nbytes for f in files[:2])
+    raw8 = sum(raw_array(f).nbytes for f in files[:8])
+    assert raw8 > 3.5 * raw2 and peaks[8]["rows"] > 3.5 * peaks[2]["rows"]
+    for key in ("arrow_peak", "py_peak"):
+        assert peaks[8][key] < 1.6 * peaks[2][key], (key, peaks)
 
 
 # ---- kill -9 mid-ingest --------------------------------------------------------------------------------
