@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runtime.config.columns import dataset_cell
 from runtime.contracts import DatasetRow, ResolvedPaths, UserError
 from runtime.derive.layout import (
     FRONT,
@@ -132,15 +133,6 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> li
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def _cell(ds: DatasetRow, column: str) -> str:
-    """Workbook cell of one DATASETS column for this row (for messages that name the place to fix)."""
-    from openpyxl.utils import get_column_letter
-
-    from runtime.config.schema import BY_NAME
-
-    return ds.cell(get_column_letter(BY_NAME["DATASETS"].headers.index(column) + 1))
-
-
 def plan_sources(
     ds: DatasetRow,
     paths: ResolvedPaths,
@@ -185,7 +177,7 @@ def plan_sources(
                     raise UserError(
                         f"{ds.dataset_id}: no roll_schedule row for trade date {day} and "
                         f"{len(outrights)} contracts traded ({', '.join(outrights) or 'none'}); set "
-                        f"{_cell(ds, 'roll_rule')} roll_rule (volume or calendar), re-export the workbook and run "
+                        f"{dataset_cell(ds, 'roll_rule')} roll_rule (volume or calendar), re-export the workbook and run "
                         "`backtest ingest databento` again, or derive one contract with --series"
                     )
                 sym = outrights[0]

@@ -37,6 +37,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import zstandard
 
+from runtime.config.columns import dataset_cell
 from runtime.contracts import (
     CANONICAL_TBBO_EXTRA,
     CANONICAL_TRADES_SCHEMA,
@@ -429,7 +430,7 @@ def source_files(ds: DatasetRow, paths: ResolvedPaths, explicit: Sequence[Path] 
     files = sorted(Path(p) for p in glob.glob(full, recursive=True))
     if not files:
         raise UserError(
-            f"{ds.dataset_id}: no files match {full} (DATASETS!D{ds.row} source_path_or_id, relative to DATA_ROOT); "
+            f"{ds.dataset_id}: no files match {full} ({dataset_cell(ds, 'source_path_or_id')} source_path_or_id, relative to DATA_ROOT); "
             "put the DBN files there or run `backtest demo-data`"
         )
     return files

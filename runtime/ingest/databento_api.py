@@ -16,16 +16,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from openpyxl.utils import get_column_letter
-
-from runtime.config.schema import BY_NAME
+from runtime.config.columns import dataset_cell
 from runtime.contracts import DatasetRow, ResolvedPaths, UserError
 
 KEY_ENV = "DATABENTO_API_KEY"
-
-
-def _cell(ds: DatasetRow, column: str) -> str:
-    return f"DATASETS!{get_column_letter(BY_NAME['DATASETS'].headers.index(column) + 1)}{ds.row}"
 
 
 def _network_failure(exc: BaseException) -> bool:
@@ -55,7 +49,7 @@ def api_error(ds: DatasetRow, step: str, exc: BaseException, key: str) -> UserEr
     from databento.common.error import BentoClientError, BentoServerError
 
     text = (str(exc) or type(exc).__name__).replace(key, "***") if key else str(exc) or type(exc).__name__
-    request_cell = _cell(ds, "api_request_json")
+    request_cell = dataset_cell(ds, "api_request_json")
     if _network_failure(exc):
         return UserError(
             f"{ds.dataset_id}: cannot reach Databento for the {step} ({type(exc).__name__}: {text}); "
@@ -126,7 +120,7 @@ def download_for_dataset(
     if cap is None or cost > cap:
         raise UserError(
             f"{ds.dataset_id}: this request would cost ${cost:,.2f}, above the cap ${cap or 0:,.2f} in "
-            f"{_cell(ds, 'api_cost_cap_usd')}; raise the cap or narrow {_cell(ds, 'api_request_json')}"
+            f"{dataset_cell(ds, 'api_cost_cap_usd')}; raise the cap or narrow {dataset_cell(ds, 'api_request_json')}"
         )
     say(f"{ds.dataset_id}: request {rid} costs ${cost:,.2f} (cap ${cap:,.2f}); downloading")
     tmp = paths.staging_dir / f".tmp-{rid}-{os.getpid()}.dbn.zst"

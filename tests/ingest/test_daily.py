@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +186,17 @@ def test_killed_ingest_leaves_nothing_that_counts(env) -> None:
 
     first = next((paths.canonical_dir / "daily_cta").rglob("part-*.parquet"))
     shutil.copy(first, orphan)  # as if a killed run had written its file but not its registry row
-    assert read_daily(paths, ds, reg)["cta_flow"].tolist() == [1.0]
+    assert read_daily(paths, ds, reg)["cta_flow"].tolist() == [1.0]  # invisible
+    stale = time.time() - 3600  # killed an hour ago (younger files may belong to a run still writing)
+    os.utime(orphan, (stale, stale))
+    write_xlsx(cta_path(paths), [["Date", "CTA Flow"], ["2024-01-02", 1.0], ["2024-01-03", 2.0]])
+    ingest_daily(ds, paths, reg, now=T0 + dt.timedelta(hours=1))  # the re-run
+    assert not orphan.exists()  # cleaned
+    parts = {
+        f.stem.removeprefix("part-") for f in (paths.canonical_dir / "daily_cta").rglob("part-*.parquet")
+    }
+    assert parts == {r["ingest_id"] for r in reg.query("SELECT ingest_id FROM ingests")}
+    assert read_daily(paths, ds, reg)["cta_flow"].tolist() == [1.0, 2.0]
 
 
 def test_cli_ingests_demo_xlsx(env, cli) -> None:
