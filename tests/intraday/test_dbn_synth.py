@@ -567,3 +567,20 @@ def test_after_the_real_data_ends_the_path_continues(tmp_path):
     assert abs(closes[dt.date(2018, 12, 31)] / real_last - 1) < 0.01
     assert closes.pct_change().dropna().abs().max() < 0.06  # no jump where the real data stops
     assert abs(closes.iloc[-1] / real_last - 1) < 0.15
+
+
+def test_demo_window_keeps_the_2018_calendar(demo_window):
+    """Hand-written 2018 CME rules on Chicago wall-clock time: the halt, Thanksgiving, the day of mourning."""
+    df = demo_window
+    t, day = df["minute"], df["day"]
+    weekday = pd.to_datetime(df["day"]).dt.day_of_week
+    assert not ((t >= 15 * 60 + 15) & (t < 15 * 60 + 30) & (weekday < 5)).any()  # pre-2021 daily halt
+    assert not ((t >= 16 * 60) & (t < 17 * 60)).any()  # maintenance break
+    thanksgiving, black_friday, mourning = dt.date(2018, 11, 22), dt.date(2018, 11, 23), dt.date(2018, 12, 5)
+    assert not ((day == thanksgiving) & (t >= 12 * 60) & (t < 17 * 60)).any()
+    assert not ((day == black_friday) & (t >= 12 * 60 + 15)).any()
+    assert not ((day == mourning) & (t >= 8 * 60 + 30) & (t < 17 * 60)).any()  # closed at 08:30 CT
+    assert ((day == mourning) & (t < 8 * 60 + 30)).sum() > 1000  # but its overnight session traded
+    # ESZ8 stops at its 08:30 CT final settlement on 2018-12-21 and ESH9 carries on
+    z = df[df["symbol"] == "ESZ8"]
+    assert z["ts_event"].max() < pd.Timestamp("2018-12-21 08:30", tz="America/Chicago").value
