@@ -53,10 +53,10 @@ def edit(project: Path, sheet: str, key: str, header: str, value: object) -> str
 
 
 def two_sheets(root: Path) -> tuple[Path, list[list], list[list]]:
-    """two.xlsx: sheets A and B, same dates, different values (B = 10 x A)."""
+    """two.xlsx: sheets A and B, same dates, different flows (B = 10 x A), the same positions."""
     days = [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(4)]  # Tue..Fri
-    a = [["Date", "CTA Flow"]] + [[d, float(i + 1)] for i, d in enumerate(days)]
-    b = [["Date", "CTA Flow"]] + [[d, 10.0 * (i + 1)] for i, d in enumerate(days)]
+    a = [["Date", "CTA Flow", "CTA Position"]] + [[d, float(i + 1), 50.0] for i, d in enumerate(days)]
+    b = [["Date", "CTA Flow", "CTA Position"]] + [[d, 10.0 * (i + 1), 50.0] for i, d in enumerate(days)]
     return write_book(root / "incoming" / "daily" / "two.xlsx", {"A": a, "B": b}), a, b
 
 
@@ -350,3 +350,28 @@ def test_killed_ingest_files_are_removed_by_the_next_run(data_env) -> None:
     ingest_daily(ds, paths, reg, now=T0 + dt.timedelta(hours=1))
     assert not orphan.exists() and fresh.exists()
     assert flows(paths, ds, reg) == [1.0, 2.0]
+
+
+def test_cli_repoint_sheet_then_reexport_reingests(project: Path, cli) -> None:
+    """The user's path: DATASETS!D = two.xlsx#A, export, ingest; edit to #B, export, ingest: sheet B's data."""
+    from runtime.config.export import export_workbook
+    from runtime.config.loader import load_snapshot, snapshot_paths
+    from runtime.storage.registry import Registry
+
+    (project / "data").mkdir(exist_ok=True)
+    _, _a, b = two_sheets(project / "data")
+    wb = project / "config" / "run_config.xlsx"
+    cell = edit(project, "DATASETS", "CTA", "source_path_or_id", "incoming/daily/two.xlsx#A")
+    export_workbook(wb)
+    r = cli(["ingest", "daily", "--dataset", "CTA"], cwd=project)
+    assert r.code == 0 and "CTA: ingested 4 rows" in r.out, r.err
+    edit(project, "DATASETS", "CTA", "source_path_or_id", "incoming/daily/two.xlsx#B")
+    export_workbook(wb)
+    r = cli(["ingest", "daily", "--dataset", "CTA"], cwd=project)
+    assert r.code == 0 and "CTA: ingested 4 rows" in r.out and "4 revisions" in r.out, r.out + r.err
+    assert f"sheet 'A' -> 'B' ({cell})" in r.out
+    snap = load_snapshot(project / "config" / "exports" / "latest.json")
+    paths = snapshot_paths(snap)
+    assert flows(paths, snap.dataset("CTA"), Registry(paths.duckdb_file)) == [r[1] for r in b[1:]]
+    r = cli(["ingest", "daily", "--dataset", "CTA"], cwd=project)
+    assert r.code == 0 and "CTA: unchanged" in r.out
