@@ -26,10 +26,12 @@ def fin(v: float) -> float:
 
 @numba.njit(inline="always", **JIT)
 def two_sum(s: float, c: float, v: float) -> tuple[float, float]:
-    """Neumaier step: add v to the running sum s with compensation c (s + c is the compensated sum)."""
+    """Compensated step: add v to the running sum s, its exact rounding error to c (s + c is the sum).
+
+    Knuth's branch-free TwoSum (the error term is exact, like Neumaier's, without a data-dependent
+    branch that mispredicts on deviations of random sign).
+    """
     t = s + v
-    if abs(s) >= abs(v):
-        c += (s - t) + v
-    else:
-        c += (v - t) + s
+    bp = t - s
+    c += (s - (t - bp)) + (v - bp)
     return t, c

@@ -55,64 +55,81 @@ def _window_sum(x: np.ndarray, n: int, d: float) -> np.ndarray:
     return out
 
 
+_VAR = 0
+_STD = 1
+_ZSCORE = 2
+_WINSORIZE = 3
+_RVOL = 4
+
+
+@numba.njit(inline="always", **JIT)
+def _finish(mode: int, v: float, k: float, s1: float, s2: float, sa: float, n: int, p: float) -> float:
+    """One window's result from its shifted sums (S1 = Σ(x−K), S2 = Σ(x−K)², SA = Σ|x−K|)."""
+    if math.isnan(s1) or math.isnan(s2):
+        return NAN
+    if sa == 0.0:  # constant window, detected exactly
+        if mode == _ZSCORE:
+            return NAN
+        return v if mode == _WINSORIZE else 0.0
+    var = (s2 - s1 * s1 / n) / (n - 1)
+    if not var > 0.0:
+        var = 0.0
+    if mode == _VAR:
+        return fin(var)
+    sd = math.sqrt(var)
+    if mode == _STD:
+        return fin(sd)
+    if mode == _RVOL:
+        return fin(sd * p)
+    if mode == _ZSCORE:
+        return fin(((v - k) - s1 / n) / sd) if sd > 0.0 else NAN
+    dev = s1 / n  # winsorize: mean − K, band k·s with k = p
+    lo = k + (dev - p * sd)
+    hi = k + (dev + p * sd)
+    return fin(min(max(v, lo), hi))
+
+
 @numba.njit(**JIT)
-def _moments(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per full window: shift K (a value of the window), S1 = Σ(x−K), S2 = Σ(x−K)², SA = Σ|x−K|."""
+def _moments(x: np.ndarray, n: int, mode: int, p: float) -> np.ndarray:
+    """var / std / zscore / winsorize / realized_vol of each full window, from block-shifted sums."""
     m = x.shape[0]
-    kk = np.full(m, NAN)
-    s1 = np.full(m, NAN)
-    s2 = np.full(m, NAN)
-    sa = np.full(m, NAN)
+    out = np.full(m, NAN)
     u1 = np.empty(n)
     u2 = np.empty(n)
     ua = np.empty(n)
     for bs in range(0, m, n):
-        k = x[bs]
+        k = x[bs]  # the shift: a value inside every window that ends in this block
         if bs > 0:
             a = 0.0
             ac = 0.0
             q = 0.0
-            qc = 0.0
             ab = 0.0
             for j in range(bs - 1, bs - n - 1, -1):
                 dv = x[j] - k
                 a, ac = two_sum(a, ac, dv)
-                q, qc = two_sum(q, qc, dv * dv)
+                q += dv * dv
                 ab += abs(dv)
                 u1[j - (bs - n)] = a + ac
-                u2[j - (bs - n)] = q + qc
+                u2[j - (bs - n)] = q
                 ua[j - (bs - n)] = ab
         a = 0.0
         ac = 0.0
         q = 0.0
-        qc = 0.0
         ab = 0.0
         for i in range(bs, min(bs + n, m)):
             dv = x[i] - k
             a, ac = two_sum(a, ac, dv)
-            q, qc = two_sum(q, qc, dv * dv)
+            q += dv * dv
             ab += abs(dv)
             st = i - n + 1
             if st < 0:
                 continue
-            kk[i] = k
             if st == bs:
-                s1[i] = a + ac
-                s2[i] = q + qc
-                sa[i] = ab
+                out[i] = _finish(mode, x[i], k, a + ac, q, ab, n, p)
             else:
                 j = st - (bs - n)
-                s1[i] = u1[j] + (a + ac)
-                s2[i] = u2[j] + (q + qc)
-                sa[i] = ua[j] + ab
-    return kk, s1, s2, sa
-
-
-@numba.njit(inline="always", **JIT)
-def _var(s1: float, s2: float, n: int) -> float:
-    """Sample variance from shifted sums; never negative (rounding is clamped)."""
-    v = (s2 - s1 * s1 / n) / (n - 1)
-    return v if v > 0.0 else (0.0 if v <= 0.0 else NAN)
+                out[i] = _finish(mode, x[i], k, u1[j] + (a + ac), u2[j] + q, ua[j] + ab, n, p)
+    return out
 
 
 @register("sum")
@@ -130,57 +147,27 @@ def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
 @register("var")
 @numba.njit(**JIT)
 def rolling_var(x: np.ndarray, n: int) -> np.ndarray:
-    _kk, s1, s2, sa = _moments(x, n)
-    out = np.full(x.shape[0], NAN)
-    for i in range(x.shape[0]):
-        if not math.isnan(s1[i]):
-            out[i] = 0.0 if sa[i] == 0.0 else fin(_var(s1[i], s2[i], n))
-    return out
+    return _moments(x, n, _VAR, 0.0)
 
 
 @register("std")
 @numba.njit(**JIT)
 def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
-    _kk, s1, s2, sa = _moments(x, n)
-    out = np.full(x.shape[0], NAN)
-    for i in range(x.shape[0]):
-        if not math.isnan(s1[i]):
-            out[i] = 0.0 if sa[i] == 0.0 else fin(math.sqrt(_var(s1[i], s2[i], n)))
-    return out
+    return _moments(x, n, _STD, 0.0)
 
 
 @register("zscore")
 @numba.njit(**JIT)
 def zscore(x: np.ndarray, n: int) -> np.ndarray:
     """(x − mean) / std with the deviation taken from the shift: ((x − K) − S1/n) / std."""
-    kk, s1, s2, sa = _moments(x, n)
-    out = np.full(x.shape[0], NAN)
-    for i in range(x.shape[0]):
-        if math.isnan(s1[i]) or sa[i] == 0.0:
-            continue
-        sd = math.sqrt(_var(s1[i], s2[i], n))
-        if sd > 0.0:
-            out[i] = fin(((x[i] - kk[i]) - s1[i] / n) / sd)
-    return out
+    return _moments(x, n, _ZSCORE, 0.0)
 
 
 @register("winsorize")
 @numba.njit(**JIT)
 def winsorize(x: np.ndarray, n: int, k: float) -> np.ndarray:
-    kk, s1, s2, sa = _moments(x, n)
-    out = np.full(x.shape[0], NAN)
-    for i in range(x.shape[0]):
-        if math.isnan(s1[i]):
-            continue
-        if sa[i] == 0.0:
-            out[i] = x[i]  # constant window: m = x, s = 0
-            continue
-        dev = s1[i] / n  # mean − K
-        ks = k * math.sqrt(_var(s1[i], s2[i], n))
-        lo = kk[i] + (dev - ks)
-        hi = kk[i] + (dev + ks)
-        out[i] = fin(min(max(x[i], lo), hi))
-    return out
+    """clip(x, m − k·s, m + k·s); a constant window gives x itself (m = x, s = 0)."""
+    return _moments(x, n, _WINSORIZE, k)
 
 
 def _realized_vol_options(opts: dict[str, Any]) -> tuple[int, float]:
@@ -197,91 +184,108 @@ def _realized_vol_options(opts: dict[str, Any]) -> tuple[int, float]:
 @register("realized_vol", resolve=_realized_vol_options)
 @numba.njit(**JIT)
 def realized_vol(returns: np.ndarray, n: int, periods_per_year: float) -> np.ndarray:
-    _kk, s1, s2, sa = _moments(returns, n)
-    root = math.sqrt(periods_per_year)
-    out = np.full(returns.shape[0], NAN)
-    for i in range(returns.shape[0]):
-        if not math.isnan(s1[i]):
-            out[i] = 0.0 if sa[i] == 0.0 else fin(math.sqrt(_var(s1[i], s2[i], n)) * root)
-    return out
+    return _moments(returns, n, _RVOL, math.sqrt(periods_per_year))
+
+
+_COV = 0
+_CORR = 1
+
+
+@numba.njit(inline="always", **JIT)
+def _finish2(
+    mode: int, n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float, ax: float, ay: float
+) -> float:
+    if math.isnan(sxy) or math.isnan(sxx) or math.isnan(syy):
+        return NAN
+    if ax == 0.0 or ay == 0.0:  # a constant window: cov 0, corr missing
+        return 0.0 if mode == _COV else NAN
+    cxy = sxy - sx * sy / n
+    if mode == _COV:
+        return fin(cxy / (n - 1))
+    vx = sxx - sx * sx / n
+    vy = syy - sy * sy / n
+    if not (vx > 0.0 and vy > 0.0):
+        return NAN
+    r = cxy / (math.sqrt(vx) * math.sqrt(vy))
+    return fin(min(1.0, max(-1.0, r)))
 
 
 @numba.njit(**JIT)
-def _comoments(
-    x: np.ndarray, y: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pairwise-strict shifted sums per full window: Sx, Sy, Sxx, Syy, Sxy, Σ|x−Kx|, Σ|y−Ky|."""
+def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
+    """cov / corr of each full window, pairwise strict, from block-shifted sums (shifts Kx, Ky)."""
     m = x.shape[0]
-    res = np.full((7, m), NAN)
-    suf = np.empty((7, n))
-    acc = np.zeros(7)
-    cmp = np.zeros(5)
+    out = np.full(m, NAN)
+    u = np.empty((n, 7))
     for bs in range(0, m, n):
         kx = x[bs]
         ky = y[bs]
-        for part in range(2):
-            if part == 0 and bs == 0:
-                continue
-            acc[:] = 0.0
-            cmp[:] = 0.0
-            if part == 0:
-                lo, hi, step = bs - 1, bs - n - 1, -1
-            else:
-                lo, hi, step = bs, min(bs + n, m), 1
-            for j in range(lo, hi, step):
+        if bs > 0:
+            a = ac = b = bc = aa = aac = bb = bbc = ab = abc = 0.0
+            fa = fb = 0.0
+            for j in range(bs - 1, bs - n - 1, -1):
                 dx = x[j] - kx
                 dy = y[j] - ky
-                if math.isnan(dx) or math.isnan(dy):  # pairwise strict: poison both
-                    dx = NAN
-                    dy = NAN
-                acc[0], cmp[0] = two_sum(acc[0], cmp[0], dx)
-                acc[1], cmp[1] = two_sum(acc[1], cmp[1], dy)
-                acc[2], cmp[2] = two_sum(acc[2], cmp[2], dx * dx)
-                acc[3], cmp[3] = two_sum(acc[3], cmp[3], dy * dy)
-                acc[4], cmp[4] = two_sum(acc[4], cmp[4], dx * dy)
-                acc[5] += abs(dx)
-                acc[6] += abs(dy)
-                if part == 0:
-                    for t in range(5):
-                        suf[t, j - (bs - n)] = acc[t] + cmp[t]
-                    suf[5, j - (bs - n)] = acc[5]
-                    suf[6, j - (bs - n)] = acc[6]
-                    continue
-                st = j - n + 1
-                if st < 0:
-                    continue
-                for t in range(7):
-                    tot = acc[t] + cmp[t] if t < 5 else acc[t]
-                    res[t, j] = tot if st == bs else suf[t, st - (bs - n)] + tot
-    return res[0], res[1], res[2], res[3], res[4], res[5], res[6]
+                a, ac = two_sum(a, ac, dx)
+                b, bc = two_sum(b, bc, dy)
+                aa, aac = two_sum(aa, aac, dx * dx)
+                bb, bbc = two_sum(bb, bbc, dy * dy)
+                ab, abc = two_sum(ab, abc, dx * dy)
+                fa += abs(dx)
+                fb += abs(dy)
+                r = j - (bs - n)
+                u[r, 0] = a + ac
+                u[r, 1] = b + bc
+                u[r, 2] = aa + aac
+                u[r, 3] = bb + bbc
+                u[r, 4] = ab + abc
+                u[r, 5] = fa
+                u[r, 6] = fb
+        a = ac = b = bc = aa = aac = bb = bbc = ab = abc = 0.0
+        fa = fb = 0.0
+        for i in range(bs, min(bs + n, m)):
+            dx = x[i] - kx
+            dy = y[i] - ky
+            a, ac = two_sum(a, ac, dx)
+            b, bc = two_sum(b, bc, dy)
+            aa, aac = two_sum(aa, aac, dx * dx)
+            bb, bbc = two_sum(bb, bbc, dy * dy)
+            ab, abc = two_sum(ab, abc, dx * dy)
+            fa += abs(dx)
+            fb += abs(dy)
+            st = i - n + 1
+            if st < 0:
+                continue
+            if st == bs:
+                out[i] = _finish2(mode, n, a + ac, b + bc, aa + aac, bb + bbc, ab + abc, fa, fb)
+            else:
+                r = st - (bs - n)
+                out[i] = _finish2(
+                    mode,
+                    n,
+                    u[r, 0] + (a + ac),
+                    u[r, 1] + (b + bc),
+                    u[r, 2] + (aa + aac),
+                    u[r, 3] + (bb + bbc),
+                    u[r, 4] + (ab + abc),
+                    u[r, 5] + fa,
+                    u[r, 6] + fb,
+                )
+    return out
 
 
 @register("cov")
 @numba.njit(**JIT)
 def cov(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-    sx, sy, _sxx, _syy, sxy, ax, ay = _comoments(x, y, n)
-    out = np.full(x.shape[0], NAN)
-    for i in range(x.shape[0]):
-        if not math.isnan(sxy[i]):
-            out[i] = 0.0 if ax[i] == 0.0 or ay[i] == 0.0 else fin((sxy[i] - sx[i] * sy[i] / n) / (n - 1))
-    return out
+    """Sample covariance; missing unless x and y are both present on all n rows (NaN in either poisons
+    the shared sums through dx·dy)."""
+    return _comoments(x, y, n, _COV)
 
 
 @register("corr")
 @numba.njit(**JIT)
 def corr(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-    sx, sy, sxx, syy, sxy, ax, ay = _comoments(x, y, n)
-    out = np.full(x.shape[0], NAN)
-    for i in range(x.shape[0]):
-        if math.isnan(sxy[i]) or ax[i] == 0.0 or ay[i] == 0.0:
-            continue
-        vx = sxx[i] - sx[i] * sx[i] / n
-        vy = syy[i] - sy[i] * sy[i] / n
-        if vx <= 0.0 or vy <= 0.0:
-            continue
-        r = (sxy[i] - sx[i] * sy[i] / n) / (math.sqrt(vx) * math.sqrt(vy))
-        out[i] = fin(min(1.0, max(-1.0, r)))
-    return out
+    """Pearson r, clamped to [-1, 1]; missing if either window is constant."""
+    return _comoments(x, y, n, _CORR)
 
 
 @register("slope")
@@ -349,35 +353,46 @@ def count(x: np.ndarray, n: int) -> np.ndarray:
 
 @numba.njit(**JIT)
 def _extreme(x: np.ndarray, n: int, is_max: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Window max (or min) and rows since it, ties to the most recent row, via a monotonic deque."""
+    """Window max (or min) and rows since it, ties to the most recent row, via a monotonic deque.
+
+    The deque is a ring (power-of-two slots, index by mask) holding (index, value), so the hot loop
+    never re-reads x.
+    """
     m = x.shape[0]
     val = np.full(m, NAN)
     arg = np.full(m, NAN)
-    dq = np.empty(m, dtype=np.int64)
+    cap = 1
+    while cap < n + 1:
+        cap *= 2
+    mask = cap - 1
+    di = np.empty(cap, dtype=np.int64)
+    dv = np.empty(cap)
     head = 0
-    tail = 0
+    size = 0
     last_nan = -1
     for i in range(m):
         v = x[i]
         if math.isnan(v):
             last_nan = i
-            head = 0
-            tail = 0
+            size = 0
             continue
         if is_max:
-            while tail > head and x[dq[tail - 1]] <= v:
-                tail -= 1
+            while size > 0 and dv[(head + size - 1) & mask] <= v:
+                size -= 1
         else:
-            while tail > head and x[dq[tail - 1]] >= v:
-                tail -= 1
-        dq[tail] = i
-        tail += 1
+            while size > 0 and dv[(head + size - 1) & mask] >= v:
+                size -= 1
+        t = (head + size) & mask
+        di[t] = i
+        dv[t] = v
+        size += 1
         st = i - n + 1
-        while dq[head] < st:
-            head += 1
+        while di[head] < st:
+            head = (head + 1) & mask
+            size -= 1
         if st >= 0 and last_nan < st:
-            val[i] = x[dq[head]]
-            arg[i] = float(i - dq[head])
+            val[i] = dv[head]
+            arg[i] = float(i - di[head])
     return val, arg
 
 
