@@ -187,14 +187,24 @@ def test_export_refuses_input_columns_that_will_never_have_data(project: Path) -
     assert not (project / "config" / "exports" / "latest.json").exists()
 
 
-def test_export_names_the_datasets_cell_of_a_wrong_sheet(project: Path) -> None:
+@pytest.mark.parametrize(
+    ("header", "value", "expected"),
+    [
+        ("source_path_or_id", "incoming/daily/cta.xlsx#CTAX", "cta.xlsx has no sheet 'CTAX' (sheets: CTA)"),
+        ("date_col", "Obs Date", "cta.xlsx#CTA has no column 'Obs Date' in its first 30 rows"),
+    ],
+)
+def test_export_names_the_datasets_cell_of_a_wrong_sheet_or_date_col(
+    project: Path, header, value, expected
+) -> None:
     from runtime.config.export import export_workbook
 
     write_book(project / "data" / "incoming" / "daily" / "cta.xlsx", {"CTA": mixed_rows()})
-    cell = edit(project, "DATASETS", "CTA", "source_path_or_id", "incoming/daily/cta.xlsx#CTAX")
+    cell = edit(project, "DATASETS", "CTA", header, value)
     with pytest.raises(ConfigValidationError) as ei:
         export_workbook(project / "config" / "run_config.xlsx")
-    assert f"{cell}: cta.xlsx has no sheet 'CTAX' (sheets: CTA)" in str(ei.value)
+    assert f"{cell}: {expected}" in str(ei.value)
+    assert not (project / "config" / "exports" / "latest.json").exists()
 
 
 # ---- dates: future, weekend, vanished ---------------------------------------------------------------------
