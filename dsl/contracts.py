@@ -570,6 +570,12 @@ class Graph:
 
         return graph_to_dict(self)
 
+    def warmup_text(self) -> str:
+        """Warm-up on every grid it reads, in words ("2 1m bars + 62 daily rows"), like the JSON's."""
+        from dsl.graph import warmup_text
+
+        return warmup_text(self.warmup_by_frequency, self.frequency)
+
     def render_tree(self) -> str:
         from dsl.graph import render_tree
 

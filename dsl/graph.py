@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from dsl.contracts import Execution, Graph, Node, Origin, ParamRef
+from dsl.contracts import Execution, Frequency, Graph, Node, Origin, ParamRef
 from dsl.hashing import canonical_value
 
 
@@ -141,9 +141,24 @@ def _walk(g: Graph) -> Iterator[tuple[int, Node, bool]]:
         stack.extend((depth + 1, c) for c in reversed(node.children))
 
 
+_ROWS = {Frequency.DAILY: ("daily row", "daily rows"), Frequency.MINUTE: ("1m bar", "1m bars")}
+
+
+def warmup_text(needs: Mapping[Frequency, int] | tuple[tuple[Frequency, int], ...], first: Frequency) -> str:
+    """Warm-up on every grid the expression reads, its own grid first: "2 1m bars + 62 daily rows"."""
+    items = dict(needs)
+    order = sorted(items, key=lambda f: (f is not first, f.value))
+    parts = [f"{items[f]} {_ROWS[f][items[f] != 1]}" for f in order if f in _ROWS]
+    return " + ".join(parts) or "0 rows"
+
+
 def _facts(n: Node) -> str:
     extra = " stateful" if n.stateful else ""
-    return f"{n.kind.value}, {n.frequency.value}, availability {n.availability}, warm-up {n.warmup}{extra}"
+    other = [(f, w) for f, w in n.needs if f is not n.frequency and f in _ROWS]
+    more = "".join(f" (+{w} {_ROWS[f][w != 1]})" for f, w in other)
+    return (
+        f"{n.kind.value}, {n.frequency.value}, availability {n.availability}, warm-up {n.warmup}{more}{extra}"
+    )
 
 
 def render_tree(g: Graph) -> str:
@@ -192,7 +207,8 @@ def to_html(g: Graph) -> str:
     head = (
         f'<div class="dsl-graph"><div style="font-family:monospace;margin-bottom:4px">'
         f"<b>{esc(g.canonical)}</b> &mdash; {esc(g.kind.value)}, {esc(g.frequency.value)}, "
-        f"availability {g.availability}, warm-up {g.warmup}, hash {g.root[:12]}</div>"
+        f"availability {g.availability}, warm-up {esc(warmup_text(g.warmup_by_frequency, g.frequency))}, "
+        f"hash {g.root[:12]}</div>"
     )
     table = (
         '<table style="border-collapse:collapse">'

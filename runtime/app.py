@@ -130,3 +130,19 @@ def attach_log_file(log_dir: Path, command: str) -> Path | None:
         LOG.removeHandler(_memory)
         _memory = None
     return path
+
+
+def attach_fallback_log(command: str) -> Path | None:
+    """For a failure before the command resolved its paths: the run log of the default snapshot's profile.
+
+    Only when that LOG_DIR already exists (a failing run must not create DATA_ROOT folders); any problem
+    here is ignored, because it must never mask the error being reported.
+    """
+    if any(isinstance(h, logging.FileHandler) for h in LOG.handlers):
+        return None
+    try:
+        snap = load_snapshot(default_snapshot(find_project_root()))
+        log_dir = snapshot_paths(snap, None).log_dir
+        return attach_log_file(log_dir, command) if log_dir.is_dir() else None
+    except Exception:  # best effort by design (see docstring)
+        return None

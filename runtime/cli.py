@@ -17,21 +17,22 @@ from rich.console import Console
 from rich.markup import escape
 
 from dsl import DslError
-from runtime.app import LOG, App, default_workbook, find_project_root, setup_logging
+from runtime.app import LOG, App, attach_fallback_log, default_workbook, find_project_root, setup_logging
+from runtime.cli_base import BacktestTyper, os_error_message, version
 from runtime.contracts import ConfigValidationError, UserError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, highlight=False)
 
-app = typer.Typer(
+app = BacktestTyper(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     help="Backtest: Excel-configured research on daily indicators and ES order flow.",
 )
-config_app = typer.Typer(no_args_is_help=True, help="Export or validate the workbook.")
-ingest_app = typer.Typer(no_args_is_help=True, help="Bring source data into DATA_ROOT (raw + canonical).")
-docs_app = typer.Typer(no_args_is_help=True, help="Archive or replace the design docs.")
+config_app = BacktestTyper(no_args_is_help=True, help="Export or validate the workbook.")
+ingest_app = BacktestTyper(no_args_is_help=True, help="Bring source data into DATA_ROOT (raw + canonical).")
+docs_app = BacktestTyper(no_args_is_help=True, help="Archive or replace the design docs.")
 app.add_typer(config_app, name="config")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(docs_app, name="docs")
@@ -53,11 +54,21 @@ class GlobalOpts:
     profile: str | None = None
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"backtest {version()}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="print the version and exit"),
+    ] = False,
 ) -> None:
     """Global options, also accepted after any command: --config SNAPSHOT, --profile NAME."""
     ctx.obj = GlobalOpts(config, profile)
@@ -90,7 +101,9 @@ def init(
     empty: Annotated[bool, typer.Option("--empty", help="headers only, no demo rows")] = False,
     data: Annotated[
         bool,
-        typer.Option("--data", help="create the DATA_ROOT of the exported profile (folders + registry) instead"),
+        typer.Option(
+            "--data", help="create the DATA_ROOT of the exported profile (folders + registry) instead"
+        ),
     ] = False,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -108,7 +121,9 @@ def init(
         ensure_layout(paths, create_root=True)
         a.registry  # noqa: B018 (creates and migrates the registry)
         state = "exists" if existed else "created"
-        say(f"DATA_ROOT {paths.data_root} {state} (profile '{paths.profile}'); registry {paths.duckdb_file} ready")
+        say(
+            f"DATA_ROOT {paths.data_root} {state} (profile '{paths.profile}'); registry {paths.duckdb_file} ready"
+        )
         return
     path = workbook or default_workbook(find_project_root())
     write_template(path, force=force, demo=not empty)
@@ -193,13 +208,14 @@ def demo_data(
     from runtime.demo_data.daily import write_daily_samples
     from runtime.demo_data.dbn_synth import write_synthetic_trades
 
+    first = _iso_date(start, "--start")  # before anything is written
     a = _app(ctx, config, profile, "demo-data")
     incoming = a.paths.data_root / "incoming"
     files = write_daily_samples(incoming / "daily")
     say(f"daily: {len(files)} xlsx files in {incoming / 'daily'}")
     dbn = write_synthetic_trades(
         incoming / "databento",
-        dt.date.fromisoformat(start),
+        first,
         days,
         trades_per_day,
         seed,
@@ -260,6 +276,19 @@ def _iso_date(text: str | None, option: str) -> dt.date | None:
         raise UserError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
 
 
+def _date_range(
+    start: str | None, end: str | None, start_opt: str = "--start", end_opt: str = "--end"
+) -> tuple[dt.date | None, dt.date | None]:
+    """Both ends parsed, and refused when reversed (an empty range would otherwise do nothing quietly)."""
+    first, last = _iso_date(start, start_opt), _iso_date(end, end_opt)
+    if first is not None and last is not None and first > last:
+        raise UserError(
+            f"{start_opt} {first} is after {end_opt} {last}, so the range holds no trade date; "
+            f"swap them: {start_opt} {last} {end_opt} {first}"
+        )
+    return first, last
+
+
 @app.command("derive")
 def derive_cmd(
     ctx: typer.Context,
@@ -287,7 +316,7 @@ def derive_cmd(
     bad = [s for s in sessions if s not in ("RTH", "FULL")]
     if bad:
         raise UserError(f"--session {bad[0]}: use RTH or FULL")
-    first, last = _iso_date(start, "--start"), _iso_date(end, "--end")
+    first, last = _date_range(start, end)
     params = DeriveParams(big_trade_floor=big_trade_floor)
     for ds in _selected(a.snapshot, "intraday_trades", dataset):
         report = build_derived(
@@ -301,6 +330,11 @@ def derive_cmd(
             series=series,
             params=params,
         )
+        if (first or last) and not report.built and not report.up_to_date:
+            raise UserError(
+                f"{ds.dataset_id}: no ingested trade date of series {series} lies in "
+                f"{first or 'the start'}..{last or 'the end'}; `backtest status` shows the coverage"
+            )
         say(describe_report(report))
 
 
@@ -402,8 +436,13 @@ def compile_cmd(
         typer.Option("--execution", help="close | next_open | next_close | custom | none (not a decision)"),
     ] = "close",
     fmt: Annotated[str, typer.Option("--format", help="tree | json | dot")] = "tree",
-    param: Annotated[list[str] | None, typer.Option("--param", help="bind $name: name=value")] = None,
-    slot: Annotated[list[str] | None, typer.Option("--slot", help="fill {slot}: primary=cta_flow")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", metavar="NAME=VALUE ...", help="bind $name: name=value")
+    ] = None,
+    slot: Annotated[
+        list[str] | None,
+        typer.Option("--slot", metavar="SLOT=NAME ...", help="fill {slot}: primary=cta_flow"),
+    ] = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -414,7 +453,11 @@ def compile_cmd(
 
     if fmt not in ("tree", "json", "dot"):
         raise UserError(f"--format {fmt!r} is not tree, json or dot")
+    from runtime.config.loader import snapshot_paths
+
     a = _app(ctx, config, profile, "compile")
+    # Checking text needs no data: without a DATA_ROOT (unmounted drive) the workbook's columns are used.
+    data_root = a.paths.data_root if snapshot_paths(a.snapshot, a.profile).data_root.is_dir() else None
     g = compile_expression(
         expression,
         a.snapshot,
@@ -422,7 +465,7 @@ def compile_cmd(
         execution=execution,
         params=parse_assignments(param, "param"),
         slots={k: str(v) for k, v in parse_assignments(slot, "slot").items()},
-        data_root=a.paths.data_root,
+        data_root=data_root,
     )
     if fmt == "json":
         sys.stdout.write(json.dumps(g.to_dict(), indent=1, sort_keys=True) + "\n")
@@ -434,7 +477,7 @@ def compile_cmd(
             f"accepted as a decision at execution {execution}" if execution != "none" else "not a decision"
         )
         say(
-            f"{g.kind.value} {g.frequency.value}, availability {g.availability}, warm-up {g.warmup} rows, "
+            f"{g.kind.value} {g.frequency.value}, availability {g.availability}, warm-up {g.warmup_text()}, "
             f"hash {g.hash[:16]}; {verdict}"
         )
 
@@ -532,8 +575,16 @@ def main() -> None:
         raise SystemExit(1) from None
     except (typer.Exit, typer.Abort) as exc:
         raise SystemExit(getattr(exc, "exit_code", 1)) from None
-    except Exception as exc:  # usage errors (typer's bundled click) carry their own exit code
+    except OSError as exc:  # safety net: a path no command checked (unmounted drive, /proc/..., a lock)
+        attach_fallback_log("-".join(a for a in sys.argv[1:3] if not a.startswith("-")) or "backtest")
+        line = os_error_message(exc, LOG)
+        LOG.error("%s", line, exc_info=exc)  # the traceback goes to the run log only
+        err_console.print("[bold red]error:[/] " + escape(line), soft_wrap=True)
+        raise SystemExit(1) from None
+    except Exception as exc:  # usage errors (typer's bundled click): the message, exit 1 like user errors
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
-            raise SystemExit(exc.exit_code) from None
+            LOG.error("usage: %s", exc)
+            help_only = type(exc).__name__ == "NoArgsIsHelpError"  # bare `backtest` / `backtest ingest`
+            raise SystemExit(0 if help_only or exc.exit_code == 0 else 1) from None
         raise

@@ -44,6 +44,50 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+def _references(e: dsl.Expr, params: set[str], slots: set[str]) -> None:
+    """The $params and {slots} a parsed text names (iterative: texts may nest deeply)."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dsl.Param):
+            params.add(x.name)
+        elif isinstance(x, dsl.Slot):
+            slots.add(x.name)
+        elif isinstance(x, dsl.Unary):
+            stack.append(x.operand)
+        elif isinstance(x, dsl.Binary):
+            stack += [x.left, x.right]
+        elif isinstance(x, dsl.Call):
+            stack += [*x.args, *(k.value for k in x.kwargs)]
+
+
+def _refuse_unused(text: str, params: Mapping[str, Any], slots: Mapping[str, str]) -> None:
+    """A --param/--slot the expression never names is a typo the user must hear about, not a silent no-op."""
+    import difflib
+
+    try:
+        ast = dsl.parse(text)
+    except dsl.DslError:
+        return  # the check reports the syntax error itself, with its caret
+    used_params: set[str] = set()
+    used_slots: set[str] = set()
+    _references(ast, used_params, used_slots)
+    for option, given, used, show in (
+        ("--param", params, used_params, lambda n: f"${n}"),
+        ("--slot", slots, used_slots, lambda n: "{" + n + "}"),
+    ):
+        for name in given:
+            if name in used:
+                continue
+            close = difflib.get_close_matches(name, sorted(used), n=1, cutoff=0.6)
+            has = ", ".join(show(n) for n in sorted(used)) or "none"
+            fix = f"did you mean {option} {close[0]}={given[name]}?" if close else "remove it or fix the name"
+            raise UserError(
+                f"{option} {name}={given[name]} is not used: the expression has no {show(name)} "
+                f"(it uses {has}); {fix}"
+            )
+
+
 def compile_expression(
     text: str,
     snap: ConfigSnapshot,
@@ -60,6 +104,7 @@ def compile_expression(
     if execution not in (None, "none") and execution not in EXECUTIONS:
         raise UserError(f"--execution {execution!r} is not one of {', '.join(EXECUTIONS)}, none")
     decision = execution not in (None, "none")
+    _refuse_unused(text, params or {}, slots or {})
     return dsl.check(
         text,
         catalog_from_snapshot(snap, data_root),
