@@ -482,8 +482,9 @@ def _notes(
         rows = frame.rows[np.isin(frame.dates, off)]
         notes.append(
             f"{len(off)} row(s) dated on a weekend/holiday of {_calendar_name(ds)} ({_listed(off)}; "
-            f"rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}): kept as stamped; a "
-            "daily backtest first sees each on the next trading day (never earlier)"
+            f"rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}): kept as stamped, as "
+            "rows of the series (lag and windows count them); aligned to a trading grid, each is first used on "
+            "the next trading day (never earlier); if the dates are typing errors, fix them in the file"
         )
     if len(gone):
         if ds.update_mode == "replace":

@@ -240,6 +240,19 @@ def test_weekend_rows_are_reported_and_kept(data_env) -> None:
     assert flows(paths, snap.dataset("CTA"), reg) == [1.0, 2.0, 3.0, 4.0]  # kept as stamped
 
 
+def test_holidays_of_the_datasets_calendar_are_reported(data_env) -> None:
+    snap, paths, reg = data_env
+    days = [dt.date(2024, 12, 24), dt.date(2024, 12, 25), dt.date(2024, 12, 26)]  # Christmas: CME closed
+    write_book(
+        paths.data_root / "incoming" / "daily" / "cta.xlsx",
+        {"CTA": [["Date", "CTA Flow"]] + [[d, 1.0] for d in days]},
+    )
+    ds = dataclasses.replace(snap.dataset("CTA"), session_calendar="CME_EQUITY")
+    r = ingest_daily(ds, paths, reg, now=dt.datetime(2025, 1, 2, tzinfo=dt.UTC))
+    note = next(n for n in r.details["notes"] if "weekend/holiday" in n)
+    assert note.startswith("1 row(s) dated on a weekend/holiday of CME_EQUITY (2024-12-25 Wed; rows 3)")
+
+
 def test_dates_that_vanish_from_an_append_only_file_are_reported_and_kept(data_env) -> None:
     snap, paths, reg = data_env
     ds = snap.dataset("CTA")
