@@ -63,6 +63,14 @@ MAX_BUBBLE_PX = 30.0
 #: footprint buckets visible at most for cells / for the bid x ask numbers (readable at ~1,300 px plot width)
 CELL_BUCKETS = 60
 TEXT_BUCKETS = 24
+#: footprint rows merge k ticks (ATAS/Sierra "ticks per row") so that a row is at least ROW_MIN_PX tall
+ROW_TICKS = (1, 2, 4, 8, 20, 40, 80)
+ROW_MIN_PX = 11.0
+#: the price pane's height in pixels of the 900-px figure, where no browser measures it (widget, first draw)
+PRICE_PANE_PX = 560.0
+#: a footprint cluster spans [0.12, 0.88] of its bucket: the thin candle body at the bucket start (boxgap 0.8
+#: leaves 0.1 of a bucket each side of it) stays clear of both neighbouring clusters
+CELL_CENTRE, CELL_WIDTH = 0.5, 0.76
 LAYERS = ("candles", "footprint", "bubbles", "volume", "cvd")
 JS_FILE = "plotly.min.js"
 
@@ -356,8 +364,8 @@ def _cell_colours(fp: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def footprint_payload(fp: pd.DataFrame, step: pd.Timedelta) -> dict[str, Any]:
     """The footprint as plain arrays (what the HTML script filters to the visible window)."""
-    fill, tcol = _cell_colours(fp) if len(fp) else ([], [])
     x0 = _ms(fp["ts"]) if len(fp) else np.array([], dtype=np.int64)
+    imb = (fp["buy_imbalance"].astype(int) + 2 * fp["sell_imbalance"].astype(int)) if len(fp) else []
     return {
         "x0": [int(v) for v in x0],
         "step": int(step / pd.Timedelta(milliseconds=1)),
@@ -365,27 +373,51 @@ def footprint_payload(fp: pd.DataFrame, step: pd.Timedelta) -> dict[str, Any]:
         "bid": fp["bid_volume"].astype(int).tolist() if len(fp) else [],
         "ask": fp["ask_volume"].astype(int).tolist() if len(fp) else [],
         "poc": fp["poc"].astype(bool).tolist() if len(fp) else [],
-        "fill": fill,
-        "tcol": tcol,
+        "imb": [int(v) for v in imb],  # 1 buy, 2 sell, 3 both
     }
 
 
+def row_ticks(price_span: float, tick: float, pane_px: float = PRICE_PANE_PX) -> int:
+    """Ticks per footprint row so that a row is at least ROW_MIN_PX tall (same rule in the page script)."""
+    px_tick = pane_px / max(price_span / tick, 1.0)
+    need = ROW_MIN_PX / px_tick
+    return next((k for k in ROW_TICKS if k >= need - 1e-9), ROW_TICKS[-1])
+
+
+def merge_rows(fp: pd.DataFrame, k: int, tick: float) -> pd.DataFrame:
+    """k ticks per row: volumes summed, a row is an imbalance / the POC row when any of its ticks is.
+
+    `price` becomes the row's lowest tick (rows start at multiples of k ticks, so they do not move on pan).
+    """
+    if k == 1 or fp.empty:
+        return fp
+    lvl = np.rint(fp["price"].to_numpy() / tick).astype(np.int64)
+    row = np.floor_divide(lvl, k) * k * tick
+    sums = ["bid_volume", "ask_volume", "other_volume", "volume", "delta", "n_trades"]
+    flags = ["buy_imbalance", "sell_imbalance", "poc"]
+    g = fp.assign(price=row).groupby(["ts", "price"], sort=True)
+    out = g[sums].sum().join(g[flags].any()).join(g[["trade_date", "ts_end"]].first()).reset_index()
+    return out[FOOTPRINT_COLUMNS]
+
+
 def _footprint_traces(
-    fp: pd.DataFrame, step: pd.Timedelta, tick: float, mode: str, always_text: bool = False
+    fp: pd.DataFrame, step: pd.Timedelta, tick: float, mode: str, k: int = 1, always_text: bool = False
 ) -> list[go.BaseTraceType]:
-    """Cells (bars behind the candles, right of the candle body) and `bid x ask` numbers above them."""
+    """Cells (bars behind the candles, right of the candle body) and `bid x ask` numbers above them; `fp` has
+    rows of k ticks (merge_rows)."""
     if fp.empty:
         fp = pd.DataFrame({c: pd.Series(dtype="float64") for c in FOOTPRINT_COLUMNS})
+    fill, tcol = _cell_colours(fp) if len(fp) else ([], [])
     p = footprint_payload(fp, step)
     x0, w = np.asarray(p["x0"], dtype=np.int64), p["step"]
     poc = np.asarray(p["poc"], dtype=bool)
     cells = go.Bar(
-        x=pd.to_datetime(x0 + int(0.56 * w), unit="ms"),
-        y=[tick] * len(fp),
+        x=pd.to_datetime(x0 + int(CELL_CENTRE * w), unit="ms"),
+        y=[k * tick] * len(fp),
         base=(fp["price"] - tick / 2).tolist(),
-        width=0.80 * w,
+        width=CELL_WIDTH * w,
         marker={
-            "color": p["fill"] if len(fp) else "rgba(0,0,0,0)",
+            "color": fill if len(fp) else "rgba(0,0,0,0)",
             "line": {
                 "color": np.where(poc, POC_COLOUR, "rgba(0,0,0,0)").tolist() if len(fp) else "rgba(0,0,0,0)",
                 "width": np.where(poc, 2, 0).tolist() if len(fp) else 0,
@@ -403,7 +435,7 @@ def _footprint_traces(
     )
     out: list[go.BaseTraceType] = [cells]
     if mode != "text":
-        fp, p, x0 = fp.iloc[:0], footprint_payload(fp.iloc[:0], step), x0[:0]
+        fp, p, x0, tcol = fp.iloc[:0], footprint_payload(fp.iloc[:0], step), x0[:0], []
     if mode == "text" or always_text:
         text = [
             f"<b>{b} x {a}</b>" if pc else f"{b} x {a}"
@@ -411,13 +443,13 @@ def _footprint_traces(
         ]
         out.append(
             go.Scatter(
-                x=pd.to_datetime(x0 + int(0.56 * w), unit="ms"),
-                y=fp["price"],
+                x=pd.to_datetime(x0 + int(CELL_CENTRE * w), unit="ms"),
+                y=fp["price"] + (k - 1) * tick / 2,
                 mode="text",
                 text=text,
                 textfont={
                     "size": 10,
-                    "color": p["tcol"] if len(fp) else "#222222",
+                    "color": tcol if len(fp) else "#222222",
                     "family": "Arial Narrow, Arial, sans-serif",
                 },
                 name="bid x ask",
@@ -520,18 +552,20 @@ def _ranges(data: FigureData, view: tuple[pd.Timestamp, pd.Timestamp]) -> dict[s
     return out
 
 
-def footprint_hint(mode: str, footprint_interval: int) -> str:
-    """The line above the price pane that says what the footprint shows and how to see more."""
+def hint_template(mode: str, footprint_interval: int) -> str:
+    """The line above the price pane: what the footprint shows and how to see more ({rows}: ticks per row)."""
     if mode == "text":
-        return (
-            f"footprint {footprint_interval}m: bid x ask per price; green/red = imbalance, orange box = POC"
-        )
+        return f"footprint {footprint_interval}m{{rows}}: bid x ask; green/red = imbalance, orange box = POC"
     if mode == "cells":
         return (
-            f"footprint {footprint_interval}m cells (green/red = imbalance, orange = POC): zoom to "
+            f"footprint {footprint_interval}m{{rows}} (green/red = imbalance, orange = POC): zoom to "
             f"<= {TEXT_BUCKETS * footprint_interval} min for bid x ask"
         )
     return f"footprint {footprint_interval}m: zoom to <= {CELL_BUCKETS * footprint_interval} min to see it"
+
+
+def footprint_hint(mode: str, footprint_interval: int, k: int = 1) -> str:
+    return hint_template(mode, footprint_interval).replace("{rows}", f", {k} ticks per row" if k > 1 else "")
 
 
 def figure_from_data(data: FigureData, placeholders: bool = False) -> go.Figure:
@@ -549,9 +583,15 @@ def figure_from_data(data: FigureData, placeholders: bool = False) -> go.Figure:
     c, fp, bt, cv = data.candles, data.footprint, data.big_trades, data.cvd
     cstep = _step(s.interval, c)
     fstep = pd.Timedelta(minutes=s.footprint_interval)
+    view = None
+    if data.x_range is not None:
+        view = (pd.Timestamp(s.view[0]), pd.Timestamp(s.view[1])) if s.view is not None else data.x_range
+    r = _ranges(data, view) if view is not None else {}
+    k = row_ticks(r["price"][1] - r["price"][0], s.tick) if "price" in r else 1
     if len(fp) or (placeholders and s.show_footprint):
         mode = data.footprint_mode if len(fp) else "off"
-        for t in _footprint_traces(fp, fstep, s.tick, mode, always_text=placeholders):
+        rows_fp = merge_rows(fp, k, s.tick)
+        for t in _footprint_traces(rows_fp, fstep, s.tick, mode, k, always_text=placeholders):
             fig.add_trace(t)
     if len(bt):
         for t in _bubble_traces(bt, s.big_mode, _local(bt["bucket"]).to_numpy()):
@@ -603,19 +643,13 @@ def figure_from_data(data: FigureData, placeholders: bool = False) -> go.Figure:
             yref="y domain",
             xanchor="right",
             yanchor="bottom",
-            text=footprint_hint(data.footprint_mode, s.footprint_interval),
+            text=footprint_hint(data.footprint_mode, s.footprint_interval, k),
             showarrow=False,
             font={"size": 11, "color": "#555"},
         )
-    if data.x_range is not None:
-        view = (
-            (pd.Timestamp(s.view[0]), pd.Timestamp(s.view[1]))
-            if s.view is not None
-            else (data.x_range[0], data.x_range[1])
-        )
+    if view is not None:
         pad = cstep / 2 if s.view is None else pd.Timedelta(0)
         fig.update_xaxes(range=[_local(view[0] - pad), _local(view[1] + pad)])
-        r = _ranges(data, view)
         if "price" in r:
             fig.update_layout(yaxis={"range": r["price"], "autorange": False})
         if "volume" in r and s.show_volume:
@@ -714,7 +748,11 @@ def _script_payload(data: FigureData, full_fp: pd.DataFrame) -> dict[str, Any]:
         "cvdAxis": f"yaxis{rows.index('cvd') + 1}" if s.show_cvd else None,
         "fp": footprint_payload(full_fp, pd.Timedelta(minutes=s.footprint_interval)),
         "colours": {"buy": BUY, "sell": SELL, "poc": POC_COLOUR},
-        "hints": {m: footprint_hint(m, s.footprint_interval) for m in ("off", "cells", "text")},
+        "hints": {m: hint_template(m, s.footprint_interval) for m in ("off", "cells", "text")},
+        "rowTicks": list(ROW_TICKS),
+        "rowMinPx": ROW_MIN_PX,
+        "cellCentre": CELL_CENTRE,
+        "cellWidth": CELL_WIDTH,
     }
 
 

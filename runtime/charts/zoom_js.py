@@ -39,16 +39,45 @@ ZOOM_JS = r"""
     }
     return a <= b ? [a, b, v] : null;
   }
+  function pxPerTick() {
+    var ay = gd._fullLayout.yaxis;
+    return ay._length / Math.max((ay.range[1] - ay.range[0]) / P.tick, 1);
+  }
+  function rowTicks() {
+    var need = P.rowMinPx / pxPerTick();
+    for (var i = 0; i < P.rowTicks.length; i++) if (P.rowTicks[i] >= need - 1e-9) return P.rowTicks[i];
+    return P.rowTicks[P.rowTicks.length - 1];
+  }
   function mode(lo, hi) {
     if (!P.showFootprint) return "off";
     var n = Math.ceil((hi - lo) / P.fp.step - 1e-9);
     if (n > P.cellBuckets) return "off";
     if (n > P.textBuckets) return "cells";
-    var ax = gd._fullLayout.xaxis, ay = gd._fullLayout.yaxis;
-    var pxBucket = ax._length / Math.max(n, 1);
-    var ticks = (ay.range[1] - ay.range[0]) / P.tick;
-    var pxTick = ay._length / Math.max(ticks, 1);
-    return pxBucket >= 44 && pxTick >= 8 ? "text" : "cells";
+    return gd._fullLayout.xaxis._length / Math.max(n, 1) >= 44 ? "text" : "cells";
+  }
+  // the visible footprint in rows of k ticks: volumes summed, a row is an imbalance / POC when any tick is
+  function rows(lo, hi, k) {
+    var fp = P.fp, w = fp.step, out = [], at = {};
+    for (var i = 0; i < fp.x0.length; i++) {
+      if (fp.x0[i] + w <= lo || fp.x0[i] >= hi) continue;
+      var lvl = Math.floor(Math.round(fp.price[i] / P.tick) / k) * k;
+      var key = fp.x0[i] + ":" + lvl, r = at[key];
+      if (r === undefined) {
+        if (out.length >= P.maxCells) continue;
+        r = at[key] = { x0: fp.x0[i], price: lvl * P.tick, bid: 0, ask: 0, imb: 0, poc: false };
+        out.push(r);
+      }
+      r.bid += fp.bid[i]; r.ask += fp.ask[i]; r.imb |= fp.imb[i]; r.poc = r.poc || fp.poc[i];
+    }
+    var vmax = {};
+    out.forEach(function (r) { vmax[r.x0] = Math.max(vmax[r.x0] || 0, r.bid + r.ask); });
+    out.forEach(function (r) {
+      var share = vmax[r.x0] > 0 ? (r.bid + r.ask) / vmax[r.x0] : 0;
+      r.fill = r.imb === 3 ? "rgba(123,50,148,0.35)" : r.imb === 1 ? "rgba(26,152,80,0.38)"
+        : r.imb === 2 ? "rgba(215,48,39,0.38)" : "rgba(120,130,150," + (0.08 + 0.32 * share).toFixed(2) + ")";
+      r.tcol = r.imb === 3 ? "#4b1a5e" : r.imb === 1 ? "#0b5d2e" : r.imb === 2 ? "#9e1a12" : "#222222";
+    });
+    return out;
   }
 
   function update() {
@@ -70,33 +99,30 @@ ZOOM_JS = r"""
       lay[P.cvdAxis + ".range"] = fit(v[0], v[1], 1);
       lay[P.cvdAxis + ".autorange"] = false;
     }
+    var m = "off", k = 1;
     Plotly.relayout(gd, lay).then(function () {
-      var m = mode(lo, hi);
-      var fp = P.fp, w = fp.step;
+      m = mode(lo, hi);
+      k = rowTicks();
+      var w = P.fp.step, cells = m === "off" ? [] : rows(lo, hi, k);
       var cx = [], cy = [], cb = [], cf = [], lc = [], lw = [], cd = [];
       var tx = [], ty = [], tt = [], tc = [];
-      if (m !== "off") {
-        for (var i = 0; i < fp.x0.length && cx.length < P.maxCells; i++) {
-          if (fp.x0[i] + w <= lo || fp.x0[i] >= hi) continue;
-          var x = fp.x0[i] + 0.56 * w;
-          cx.push(iso(x)); cy.push(P.tick); cb.push(fp.price[i] - P.tick / 2); cf.push(fp.fill[i]);
-          lc.push(fp.poc[i] ? P.colours.poc : "rgba(0,0,0,0)"); lw.push(fp.poc[i] ? 2 : 0);
-          cd.push([fp.bid[i], fp.ask[i], fp.bid[i] + fp.ask[i], fp.ask[i] - fp.bid[i]]);
-          if (m === "text") {
-            tx.push(iso(x)); ty.push(fp.price[i]); tc.push(fp.tcol[i]);
-            var label = fp.bid[i] + " x " + fp.ask[i];
-            tt.push(fp.poc[i] ? "<b>" + label + "</b>" : label);
-          }
+      cells.forEach(function (r) {
+        var x = iso(r.x0 + P.cellCentre * w);
+        cx.push(x); cy.push(k * P.tick); cb.push(r.price - P.tick / 2); cf.push(r.fill);
+        lc.push(r.poc ? P.colours.poc : "rgba(0,0,0,0)"); lw.push(r.poc ? 2 : 0);
+        cd.push([r.bid, r.ask, r.bid + r.ask, r.ask - r.bid]);
+        if (m === "text") {
+          tx.push(x); ty.push(r.price + (k - 1) * P.tick / 2); tc.push(r.tcol);
+          var label = r.bid + " x " + r.ask;
+          tt.push(r.poc ? "<b>" + label + "</b>" : label);
         }
-      }
-      var ay = gd._fullLayout.yaxis;
-      var pxTick = ay._length / Math.max((ay.range[1] - ay.range[0]) / P.tick, 1);
-      var size = Math.max(8, Math.min(12, Math.floor(pxTick * 0.85)));
+      });
+      var size = Math.max(8, Math.min(12, Math.floor(pxPerTick() * k * 0.8)));
       var jobs = [];
       var ci = idx("footprint"), ti = idx("bid x ask"), ki = idx("candles");
       if (ci >= 0)
         jobs.push(Plotly.restyle(gd, {
-          x: [cx], y: [cy], base: [cb], width: [0.8 * w], "marker.color": [cf],
+          x: [cx], y: [cy], base: [cb], width: [P.cellWidth * w], "marker.color": [cf.length ? cf : "rgba(0,0,0,0)"],
           "marker.line.color": [lc.length ? lc : "rgba(0,0,0,0)"],
           "marker.line.width": [lw.length ? lw : 0], customdata: [cd]
         }, [ci]));
@@ -109,13 +135,15 @@ ZOOM_JS = r"""
           "increasing.fillcolor": hollow ? "rgba(0,0,0,0)" : P.colours.buy,
           "decreasing.fillcolor": hollow ? "rgba(0,0,0,0)" : P.colours.sell
         }, [ki]));
+      var hint = P.hints[m].replace("{rows}", k > 1 ? ", " + k + " ticks per row" : "");
       var anns = (gd.layout.annotations || []).map(function (a) {
-        return a.name === "fp-hint" ? Object.assign({}, a, { text: P.hints[m] }) : a;
+        return a.name === "fp-hint" ? Object.assign({}, a, { text: hint }) : a;
       });
       jobs.push(Plotly.relayout(gd, { boxgap: hollow ? 0.8 : 0.3, annotations: anns }));
       return Promise.all(jobs);
     }).then(function () {
-      gd.setAttribute("data-footprint-mode", mode(lo, hi));
+      gd.setAttribute("data-row-ticks", String(k));
+      gd.setAttribute("data-footprint-mode", m);
       busy = false;
     }, function () {
       busy = false;

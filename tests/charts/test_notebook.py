@@ -23,7 +23,9 @@ def test_charts_notebook_runs(synth: Derived, monkeypatch: pytest.MonkeyPatch) -
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     src_repr = "".join(o["data"].get("text/plain", "") for o in outputs if o.output_type == "execute_result")
-    assert str(synth.env.paths.derived_dir) in src_repr or "derived" in src_repr
+    # the notebook found this project's derived tables of ES (the repr of its ChartSource), not just any folder
+    assert f"derived_root={synth.env.paths.derived_dir!r}" in src_repr, src_repr
+    assert "dataset_id='ES'" in src_repr and "series='front'" in src_repr
     widget = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widget, "the last cell should display the chart widget"
     # thin runner: no function or class definitions in the notebook

@@ -29,10 +29,13 @@ from runtime.charts.render import (
     chart_html,
     figure_data,
     footprint_mode,
+    merge_rows,
     resolve_day,
+    row_ticks,
     write_chart_html,
 )
 from runtime.contracts import UserError
+from tests.charts.rows import rows_of, ticks_per_row
 from tests.derive.conftest import Derived
 
 DAY = dt.date(2018, 12, 14)  # a Friday with RTH and FULL
@@ -190,22 +193,57 @@ def test_whole_day_hides_the_footprint_and_a_45_minute_zoom_shows_bid_x_ask(synt
     assert "zoom to <= 300 min" in hint.text
     view = (utc("2018-12-14 10:00"), utc("2018-12-14 10:45"))
     fig = build_figure(ChartState(session="RTH", day=DAY, view=view), src(synth))
-    want = footprint(src(synth), "RTH", view[0], view[1], 5)
-    assert len(want) > 20
+    per_tick = footprint(src(synth), "RTH", view[0], view[1], 5)
+    assert len(per_tick) > 20
+    k = ticks_per_row(fig.layout.yaxis.range)
+    want = rows_of(per_tick, k)
     text = trace(fig, "bid x ask")
     assert list(text.text) == [
         f"<b>{b} x {a}</b>" if p else f"{b} x {a}"
-        for b, a, p in zip(want["bid_volume"], want["ask_volume"], want["poc"], strict=True)
+        for b, a, p in zip(want["bid"], want["ask"], want["poc"], strict=True)
     ]
+    assert list(text.y) == (want["row"] + (k - 1) * 0.125).tolist()  # centred on the row's ticks
     assert text.yaxis == "y5" and fig.layout.yaxis5.overlaying == "y"  # numbers above the candles
     cells = trace(fig, "footprint")
-    assert list(cells.base) == (want["price"] - 0.125).tolist()
+    assert list(cells.base) == (want["row"] - 0.125).tolist() and set(cells.y) == {k * 0.25}
     poc_w = np.asarray(cells.marker.line.width)
     assert (poc_w > 0).tolist() == want["poc"].tolist()
+    assert int(want["poc"].sum()) == per_tick["ts"].nunique()  # one POC row per bucket
     fills = np.asarray(cells.marker.color)
-    assert all("26,152,80" in f for f in fills[want["buy_imbalance"] & ~want["sell_imbalance"]])
-    assert all("215,48,39" in f for f in fills[want["sell_imbalance"] & ~want["buy_imbalance"]])
+    assert all("26,152,80" in f for f in fills[want["buy"] & ~want["sell"]])
+    assert all("215,48,39" in f for f in fills[want["sell"] & ~want["buy"]])
     assert trace(fig, "candles").increasing.fillcolor == "rgba(0,0,0,0)"  # hollow over the cells
+    hint = next(a for a in fig.layout.annotations if a.name == "fp-hint").text
+    assert hint.startswith(f"footprint 5m{f', {k} ticks per row' if k > 1 else ''}: bid x ask")
+
+
+def test_row_merging_hand_worked() -> None:
+    fp = pd.DataFrame(
+        {
+            "trade_date": [DAY] * 5,
+            "ts": [utc("2018-12-14 10:00")] * 4 + [utc("2018-12-14 10:05")],
+            "ts_end": [utc("2018-12-14 10:05")] * 4 + [utc("2018-12-14 10:10")],
+            "price": [2500.00, 2500.25, 2500.50, 2501.00, 2500.25],
+            "bid_volume": [1, 2, 3, 4, 5],
+            "ask_volume": [10, 20, 30, 40, 50],
+            "other_volume": [0] * 5,
+            "volume": [11, 22, 33, 44, 55],
+            "delta": [9, 18, 27, 36, 45],
+            "n_trades": [1] * 5,
+            "buy_imbalance": [False, True, False, False, False],
+            "sell_imbalance": [False] * 5,
+            "poc": [False, False, False, True, True],
+        }
+    )
+    got = merge_rows(fp, 2, 0.25)  # rows [2500.00, 2500.25], [2500.50, 2500.75], [2501.00, 2501.25]
+    assert got["price"].tolist() == [2500.0, 2500.5, 2501.0, 2500.0]
+    assert got["bid_volume"].tolist() == [3, 3, 4, 5] and got["ask_volume"].tolist() == [30, 30, 40, 50]
+    assert got["buy_imbalance"].tolist() == [True, False, False, False]
+    assert got["poc"].tolist() == [False, False, True, True]
+    assert merge_rows(fp, 1, 0.25) is fp
+    # on 560 px: 40 points = 3.5 px per tick -> 4 ticks (14 px) per row; 20 points = 7 px -> 2 ticks;
+    # 12 points = 11.7 px -> 1 tick; 5 points = 28 px -> 1 tick
+    assert [row_ticks(p, 0.25) for p in (40.0, 20.0, 12.0, 5.0)] == [4, 2, 1, 1]
 
 
 # ---- files -------------------------------------------------------------------------------------------------
