@@ -558,7 +558,7 @@ def main() -> None:
     setup_logging()  # console output goes through say()/err_console; the log file gets everything
     LOG.info("argv: %s", " ".join(sys.argv[1:]))
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="backtest")  # same name in help however it is started
     except ConfigValidationError as exc:
         err_console.print(f"[bold red]{len(exc.errors)} problem(s) in the workbook:[/]")
         for e in exc.errors:
