@@ -56,8 +56,9 @@ from runtime.storage.registry import Registry, upsert_rows, utcnow
 
 #: bump when the output of the SQL below changes for the same input: every date is then rebuilt once
 BUILDER_VERSION = "derive-1"
-#: canonical rows per DuckDB batch (bounds memory: ~300k trades/day -> ~40 trade dates per batch)
-BATCH_ROWS = 12_000_000
+#: canonical rows per DuckDB batch: bounds peak memory whatever the span (~300k trades/day -> ~20 trade dates per
+#: batch, ~0.8 GB peak RSS at one month and at one year alike; 12M rows peaked at 1.3 GB for no measurable speed)
+BATCH_ROWS = 6_000_000
 _MANIFEST_KEY = ("dataset_id", "table_name", "session", "series", "trade_date")
 
 
