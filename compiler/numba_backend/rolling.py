@@ -35,6 +35,8 @@ def _window_sum(x: np.ndarray, n: int, d: float) -> np.ndarray:
     """Compensated sum of each full window, divided by d; missing unless all n rows are present."""
     m = x.shape[0]
     out = np.full(m, NAN)
+    if n > m:  # no full window; never allocate window-sized buffers for a window longer than the data
+        return out
     suf = np.empty(n)
     for bs in range(0, m, n):
         if bs > 0:
@@ -94,6 +96,8 @@ def _moments(x: np.ndarray, n: int, mode: int, p: float) -> np.ndarray:
     """var / std / zscore / winsorize / realized_vol of each full window, from block-shifted sums."""
     m = x.shape[0]
     out = np.full(m, NAN)
+    if n > m:
+        return out
     u1 = np.empty(n)
     u2 = np.empty(n)
     ua = np.empty(n)
@@ -215,6 +219,8 @@ def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
     """cov / corr of each full window, pairwise strict, from block-shifted sums (shifts Kx, Ky)."""
     m = x.shape[0]
     out = np.full(m, NAN)
+    if n > m:
+        return out
     u = np.empty((n, 7))
     for bs in range(0, m, n):
         kx = x[bs]
@@ -294,6 +300,8 @@ def slope(x: np.ndarray, n: int) -> np.ndarray:
     """OLS slope on t = 1..n: Σ(t − t̄)(x − K) / Σ(t − t̄)², from block sums of (x−K) and j·(x−K)."""
     m = x.shape[0]
     out = np.full(m, NAN)
+    if n > m:
+        return out
     u1 = np.empty(n)
     uj = np.empty(n)
     den = n * (n * n - 1.0) / 12.0
@@ -361,6 +369,8 @@ def _extreme(x: np.ndarray, n: int, is_max: bool) -> tuple[np.ndarray, np.ndarra
     m = x.shape[0]
     val = np.full(m, NAN)
     arg = np.full(m, NAN)
+    if n > m:
+        return val, arg
     cap = 1
     while cap < n + 1:
         cap *= 2
@@ -459,6 +469,8 @@ def _order_stat(x: np.ndarray, n: int, mode: int, q: float) -> np.ndarray:
     """Median or q-quantile (numpy 'linear') of each full window, from the sorted window."""
     m = x.shape[0]
     out = np.full(m, NAN)
+    if n > m:
+        return out
     buf = np.empty(n)
     cnt = 0  # present rows since the last missing one, capped at n (buf holds them sorted)
     for i in range(m):

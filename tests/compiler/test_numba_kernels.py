@@ -522,3 +522,20 @@ def test_numba_backend_imports_only_dsl_numpy_numba_and_stdlib() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{py.name} imports {name}"
+
+
+@pytest.mark.parametrize("op", sorted(op for op in KERNELS if "n" in {a.name for a in OPERATORS[op].args}))
+def test_a_window_longer_than_the_data_is_all_missing_and_cheap(op: str) -> None:
+    """A study may try $window = 10^12 on a short history: all missing (count too: fewer than n rows
+    exist; ffill fills anyway), without allocating a window-sized buffer."""
+    case = CASES[op]
+    x = np.arange(1.0, 11.0)
+    operands = [x if kind != "bool" else (x > 5).astype(float) for kind in case.operands]
+    opts = {"n": 10**12} | {"quantile": {"q": 0.5}, "winsorize": {"k": 1.0}}.get(op, {})
+    if op == "realized_vol":
+        opts["periods_per_year"] = 252.0
+    got = call(op, *operands, **opts)
+    if op == "ffill":  # nothing is missing, so nothing needs a look-back
+        assert np.array_equal(got, x)
+    else:
+        assert np.isnan(got).all(), (op, got)
