@@ -275,9 +275,16 @@ class _Checker:
         fix: str | None = None,
         code: str = "error",
         related: tuple[str, ...] = (),
+        edit: Edit | None = None,
     ) -> DslError:
         s = self.scope
-        return DslError(message, fix=fix, text=s.text, span=span, origin=s.origin, code=code, related=related)
+        return DslError(
+            message, fix=fix, text=s.text, span=span, origin=s.origin, code=code, related=related, edit=edit
+        )
+
+    def wrap(self, span: Span, before: str, after: str = ")") -> Edit:
+        """The edit that wraps the text under `span`: before + text + after."""
+        return Edit(span, before + self.scope.text[span.start : span.end] + after)
 
     def snippet(self, span: Span) -> str:
         raw = " ".join(self.scope.text[span.start : span.end].split())
@@ -460,11 +467,14 @@ class _Checker:
         candidates = list(self.catalog.features) + list(self.catalog.columns)
         if scope.x is not None:
             candidates.append("x")
+        hint = _did_you_mean(name, candidates)
+        best = hint.split("'")[1] if hint else None
         raise self.error(
-            f"unknown name '{name}'" + _did_you_mean(name, candidates),
+            f"unknown name '{name}'" + hint,
             span,
             "check the spelling, or add it to DATASETS (a column) or FEATURE_LIBRARY (a feature)",
             "name.unknown",
+            edit=Edit(span, best) if best else None,
         )
 
     def feature_ref(self, fd: FeatureDef, span: Span) -> _Typed:
@@ -968,6 +978,7 @@ class _Checker:
                 f"wrap the daily side in asof(...), e.g. asof({dt}); or aggregate the 1m side with "
                 f"to_daily({mt})",
                 "frequency.mixed",
+                edit=self.wrap(d, "asof("),
             )
         return next(iter(found), Frequency.SCALAR)
 
@@ -1065,18 +1076,21 @@ class _Checker:
         if expected is None or t.freq in (Frequency.SCALAR, expected):
             return
         span = Span(0, len(self.scope.text))
+        root = t.span if t.span.end > t.span.start else span  # the expression itself (not a leading "=")
         if expected is Frequency.MINUTE:
             raise self.error(
                 "this expression is daily but is evaluated on the 1m grid",
                 span,
                 "wrap it in asof(...) to use the latest daily value known before each session",
                 "frequency.grid",
+                edit=self.wrap(root, "asof("),
             )
         raise self.error(
             f"this expression is {t.freq.value} but is evaluated on the {expected.value} grid",
             span,
             'aggregate it per session with to_daily(..., how="last")',
             "frequency.grid",
+            edit=self.wrap(root, "to_daily(", ', how="last")'),
         )
 
     def check_decision(self, t: _Typed, execution: Execution) -> None:
