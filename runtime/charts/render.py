@@ -424,11 +424,21 @@ def _footprint_traces(
             },
         },
         name="footprint",
-        customdata=np.stack([fp["bid_volume"], fp["ask_volume"], fp["volume"], fp["delta"]], axis=1)
+        customdata=np.stack(
+            [
+                fp["bid_volume"],
+                fp["ask_volume"],
+                fp["volume"],
+                fp["delta"],
+                fp["price"],
+                fp["price"] + (k - 1) * tick,
+            ],
+            axis=1,
+        )
         if len(fp)
         else None,
-        hovertemplate="%{customdata[0]} x %{customdata[1]} @ %{base:.2f}+<br>vol %{customdata[2]} "
-        "delta %{customdata[3]}<extra>footprint</extra>",
+        hovertemplate="%{customdata[0]} x %{customdata[1]} at %{customdata[4]:.2f}-%{customdata[5]:.2f}"
+        "<br>vol %{customdata[2]} delta %{customdata[3]}<extra>footprint</extra>",
         xaxis="x",
         yaxis="y",
         showlegend=True,

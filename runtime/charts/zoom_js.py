@@ -58,12 +58,13 @@ ZOOM_JS = r"""
   // the visible footprint in rows of k ticks: volumes summed, a row is an imbalance / POC when any tick is
   function rows(lo, hi, k) {
     var fp = P.fp, w = fp.step, out = [], at = {};
+    out.dropped = 0;
     for (var i = 0; i < fp.x0.length; i++) {
       if (fp.x0[i] + w <= lo || fp.x0[i] >= hi) continue;
       var lvl = Math.floor(Math.round(fp.price[i] / P.tick) / k) * k;
       var key = fp.x0[i] + ":" + lvl, r = at[key];
       if (r === undefined) {
-        if (out.length >= P.maxCells) continue;
+        if (out.length >= P.maxCells) { out.dropped++; continue; }
         r = at[key] = { x0: fp.x0[i], price: lvl * P.tick, bid: 0, ask: 0, imb: 0, poc: false };
         out.push(r);
       }
@@ -110,7 +111,7 @@ ZOOM_JS = r"""
         var x = iso(r.x0 + P.cellCentre * w);
         cx.push(x); cy.push(k * P.tick); cb.push(r.price - P.tick / 2); cf.push(r.fill);
         lc.push(r.poc ? P.colours.poc : "rgba(0,0,0,0)"); lw.push(r.poc ? 2 : 0);
-        cd.push([r.bid, r.ask, r.bid + r.ask, r.ask - r.bid]);
+        cd.push([r.bid, r.ask, r.bid + r.ask, r.ask - r.bid, r.price, r.price + (k - 1) * P.tick]);
         if (m === "text") {
           tx.push(x); ty.push(r.price + (k - 1) * P.tick / 2); tc.push(r.tcol);
           var label = r.bid + " x " + r.ask;
@@ -136,6 +137,7 @@ ZOOM_JS = r"""
           "decreasing.fillcolor": hollow ? "rgba(0,0,0,0)" : P.colours.sell
         }, [ki]));
       var hint = P.hints[m].replace("{rows}", k > 1 ? ", " + k + " ticks per row" : "");
+      if (cells.dropped) hint += " (the first " + P.maxCells + " rows drawn: zoom in for the rest)";
       var anns = (gd.layout.annotations || []).map(function (a) {
         return a.name === "fp-hint" ? Object.assign({}, a, { text: hint }) : a;
       });

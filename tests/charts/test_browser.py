@@ -8,6 +8,7 @@ to be looked at.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,15 @@ STATE = """() => {
 
 
 def _chromium() -> str:
-    path = CHROMIUM if CHROMIUM.exists() else (Path(p) if (p := shutil.which("chromium")) else None)
+    """$BACKTEST_CHROMIUM (what `make test` found or installed), else /usr/bin/chromium, else one on PATH."""
+    env = os.environ.get("BACKTEST_CHROMIUM")
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    found = [Path(env)] if env else [CHROMIUM, *(Path(p) for n in names if (p := shutil.which(n)))]
+    path = next((p for p in found if p.is_file()), None)
     if path is None:
         pytest.fail(
-            "headless Chromium not found at /usr/bin/chromium: install it (Debian: apt-get install chromium); "
-            "`make test` installs it"
+            "headless Chromium not found (BACKTEST_CHROMIUM, /usr/bin/chromium, PATH): run `make test`, which "
+            "installs it (Debian: apt-get install chromium), or set BACKTEST_CHROMIUM to a Chrome binary"
         )
     return str(path)
 
