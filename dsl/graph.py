@@ -99,7 +99,16 @@ def node_to_dict(n: Node) -> dict[str, Any]:
         "spans": [[s.start, s.end] for s in n.spans],
         "origin": n.origin.render(),
         "residual": [
-            {"source": d.source, "owed": d.owed, "set_by": d.origin.render(), "path": list(d.path)}
+            {
+                "source": d.source,
+                "owed": d.owed,
+                "grid": None if d.frequency is None else d.frequency.value,
+                # a to_daily value owes a session by rule, whatever the dataset's cell says
+                "set_by": "to_daily (a session's value is known at its close)"
+                if d.reason == "to_daily"
+                else d.origin.render(),
+                "path": list(d.path),
+            }
             for d in n.residual
         ],
     }

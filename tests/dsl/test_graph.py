@@ -187,3 +187,19 @@ def test_errors_inside_a_feature_point_at_the_feature_cell():
     assert info.value.origin == Origin("FEATURE_LIBRARY", "F20", "transform")
     assert info.value.column == 8
     assert info.value.render().startswith("FEATURE_LIBRARY!F20:transform: the window n of mean()")
+
+
+def test_residual_json_names_the_grid_and_the_real_source_of_a_debt():
+    g = check('to_daily(ES.delta, how="sum") + SPX.close', CATALOG)
+    residual = {r["source"]: r for r in g.to_dict()["nodes"][-1]["residual"]}
+    assert residual["SPX.close"] == {
+        "source": "SPX.close",
+        "owed": 1,
+        "grid": "daily",
+        "set_by": "DATASETS!J2",
+        "path": ["SPX.close"],
+    }
+    assert residual["ES.delta"]["grid"] == "daily"  # the aggregate's debt, counted in sessions
+    assert residual["ES.delta"]["set_by"].startswith("to_daily")  # not the 1m dataset's lag cell J8
+    bars = check("ES.delta * 2", CATALOG).to_dict()["nodes"][-1]["residual"]
+    assert [(r["grid"], r["set_by"]) for r in bars] == [("1m", "DATASETS!J8")]
