@@ -16,6 +16,7 @@ from typing import Any
 from runtime.config.expressions import check_expressions
 from runtime.config.names import FORMAT, _enc, canonical_json, content_hash  # noqa: F401 (re-exported)
 from runtime.config.reader import read_workbook
+from runtime.config.typed import typed_sheets
 from runtime.config.validate import Ctx, Rows, validate_workbook
 from runtime.contracts import ConfigValidationError, UserError
 from runtime.storage.atomic import atomic_write_text, sha256_file
@@ -44,7 +45,8 @@ def check_workbook(workbook: Path, profile: str | None = None) -> tuple[Rows, di
     expressions: dict[str, Any] = {}
 
     def dsl_stage(rows, rep, c):
-        expressions.update(check_expressions(rows, rep, _data_root(rows, c)))
+        # the same typed rows a loaded snapshot has: one catalog code path for export and compile
+        expressions.update(check_expressions(typed_sheets(rows, partial=True), rep, _data_root(rows, c)))
 
     rows, errors = validate_workbook(raw, ctx, extra_stages=(dsl_stage,))
     if errors:

@@ -180,6 +180,10 @@ def _instrument_aliases(sheets: Sheets, cols: dict[str, Any]) -> None:
                 cols[f"{iid}.{alias}"] = dataclasses.replace(src, name=f"{iid}.{alias}")
 
 
+#: sheets whose availability_lag_days override has a floor rule below (a test keeps every such sheet here)
+FLOOR_SHEETS = ("FEATURE_LIBRARY", "ENGINEERED_FEATURES")
+
+
 def feature_floor(
     sheets: Sheets, sheet: str, row: Any, _seen: frozenset[str] = frozenset()
 ) -> Availability | None:

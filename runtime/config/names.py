@@ -46,7 +46,7 @@ def get(row: Any, header: str) -> Any:
     """A cell value by header, from a dict row (validation) or a typed row (snapshot) alike."""
     if isinstance(row, Mapping):
         return row.get(header)
-    v = getattr(row, py_name(header))
+    v = getattr(row, py_name(header), None)  # like dict.get: a column this sheet does not have is blank
     if isinstance(v, Mapping):
         return dict(v)
     if isinstance(v, tuple):

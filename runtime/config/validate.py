@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.config.names import rownum
 from runtime.config.reader import RawWorkbook, cell_name, check_structure, coerce_rows
 from runtime.config.schema import BY_NAME, NAMESPACE_SHEETS, SHEETS, Col
 from runtime.contracts import CellError
@@ -50,7 +51,7 @@ class Reporter:
 
     def at(self, sheet: str, row: Mapping[str, Any] | int, column: str, message: str, fix: str = "") -> None:
         spec = BY_NAME[sheet]
-        r = row if isinstance(row, int) else int(row["_row"])
+        r = row if isinstance(row, int) else rownum(row)  # a dict row or a typed row
         j = spec.headers.index(column) + 1
         self.errors.append(CellError(self._index[sheet], r, j, sheet, cell_name(j, r), message, fix))
 
@@ -354,142 +355,161 @@ def _paths(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
 
 
 def _datasets(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    """Per-row DATASETS rules: by dataset type, by source type, then the availability lag."""
     for r in rows.get("DATASETS", []):
         dtype, stype = r.get("dataset_type"), r.get("source_type")
-        keys = r.get("canonical_partition_keys") or []
-        src = r.get("source_path_or_id") or ""
         if dtype == "daily_series":
-            if stype not in (None, "xlsx"):
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "source_type",
-                    f"a daily_series comes from xlsx, not {stype}",
-                    "set source_type to xlsx",
-                )
-            if not r.get("date_col"):
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "date_col",
-                    "date_col is required for a daily_series",
-                    "enter the header of the date column in the source sheet",
-                )
-            if any(k != "year" for k in keys):
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "canonical_partition_keys",
-                    "a daily_series can be partitioned by year only",
-                    "enter year or leave blank",
-                )
-            if r.get("bar_frequency") == "tick":
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "bar_frequency",
-                    "a daily_series cannot have tick frequency",
-                    "use 1d, 1w or 1mo",
-                )
-            if stype == "xlsx" and src and not _XLSX.search(src):
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "source_path_or_id",
-                    f"'{src}' is not an .xlsx path",
-                    "write path/to/file.xlsx or path/to/file.xlsx#Sheet",
-                )
+            _daily_dataset(r, rep)
         elif dtype == "intraday_trades":
-            if stype not in (None, "databento_file", "databento_api"):
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "source_type",
-                    f"intraday_trades come from Databento, not {stype}",
-                    "use databento_file (DBN files) or databento_api",
-                )
-            if keys != ["trade_date"]:
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "canonical_partition_keys",
-                    "intraday trades are partitioned by trade_date",
-                    "enter trade_date",
-                )
-            if r.get("known_time_rule") not in (None, "realtime"):
-                rep.at("DATASETS", r, "known_time_rule", "trades are known as they happen", "use realtime")
-            if not r.get("roll_rule"):
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "roll_rule",
-                    "intraday trades need a roll rule for the continuous front month",
-                    "use volume (previous day's volume) or calendar",
-                )
-            if r.get("roll_rule") == "calendar" and r.get("roll_days_before_expiry") is None:
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "roll_days_before_expiry",
-                    "the calendar roll rule needs N business days",
-                    "enter e.g. 8 (ES rolls about 8 days before expiry)",
-                )
-            if not r.get("session_calendar"):
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "session_calendar",
-                    "intraday trades need a session calendar",
-                    "use CME_EQUITY",
-                )
-            if r.get("rth_start") and r.get("rth_end") and r["rth_start"] >= r["rth_end"]:
-                rep.at("DATASETS", r, "rth_end", "rth_end must be after rth_start", "e.g. 08:30 to 15:00")
+            _intraday_dataset(r, rep)
         if stype == "databento_api":
-            req = r.get("api_request_json")
-            if req is None:
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "api_request_json",
-                    "a databento_api source needs its request",
-                    'enter {"dataset": "GLBX.MDP3", "schema": "trades", "symbols": ["ES.v.0"], '
-                    '"stype_in": "continuous", "start": "2024-01-02", "end": "2024-02-01"}',
-                )
-            else:
-                missing = [k for k in ("dataset", "schema", "symbols", "start", "end") if k not in req]
-                if missing:
-                    rep.at(
-                        "DATASETS",
-                        r,
-                        "api_request_json",
-                        f"request lacks {', '.join(missing)}",
-                        "add the missing keys",
-                    )
-            if r.get("api_cost_cap_usd") is None:
-                rep.at(
-                    "DATASETS",
-                    r,
-                    "api_cost_cap_usd",
-                    "a databento_api source needs a cost cap",
-                    "enter the most you accept to pay per download, in USD",
-                )
-        if stype == "databento_file" and src and not re.search(r"\.dbn(\.zst)?$|\*", src):
+            _api_dataset(r, rep)
+        _source_and_lag(r, rep)
+
+
+def _daily_dataset(r: dict[str, Any], rep: Reporter) -> None:
+    stype, keys = r.get("source_type"), r.get("canonical_partition_keys") or []
+    src = r.get("source_path_or_id") or ""
+    if stype not in (None, "xlsx"):
+        rep.at(
+            "DATASETS",
+            r,
+            "source_type",
+            f"a daily_series comes from xlsx, not {stype}",
+            "set source_type to xlsx",
+        )
+    if not r.get("date_col"):
+        rep.at(
+            "DATASETS",
+            r,
+            "date_col",
+            "date_col is required for a daily_series",
+            "enter the header of the date column in the source sheet",
+        )
+    if any(k != "year" for k in keys):
+        rep.at(
+            "DATASETS",
+            r,
+            "canonical_partition_keys",
+            "a daily_series can be partitioned by year only",
+            "enter year or leave blank",
+        )
+    if r.get("bar_frequency") == "tick":
+        rep.at(
+            "DATASETS",
+            r,
+            "bar_frequency",
+            "a daily_series cannot have tick frequency",
+            "use 1d, 1w or 1mo",
+        )
+    if stype == "xlsx" and src and not _XLSX.search(src):
+        rep.at(
+            "DATASETS",
+            r,
+            "source_path_or_id",
+            f"'{src}' is not an .xlsx path",
+            "write path/to/file.xlsx or path/to/file.xlsx#Sheet",
+        )
+
+
+def _intraday_dataset(r: dict[str, Any], rep: Reporter) -> None:
+    stype, keys = r.get("source_type"), r.get("canonical_partition_keys") or []
+    if stype not in (None, "databento_file", "databento_api"):
+        rep.at(
+            "DATASETS",
+            r,
+            "source_type",
+            f"intraday_trades come from Databento, not {stype}",
+            "use databento_file (DBN files) or databento_api",
+        )
+    if keys != ["trade_date"]:
+        rep.at(
+            "DATASETS",
+            r,
+            "canonical_partition_keys",
+            "intraday trades are partitioned by trade_date",
+            "enter trade_date",
+        )
+    if r.get("known_time_rule") not in (None, "realtime"):
+        rep.at("DATASETS", r, "known_time_rule", "trades are known as they happen", "use realtime")
+    if not r.get("roll_rule"):
+        rep.at(
+            "DATASETS",
+            r,
+            "roll_rule",
+            "intraday trades need a roll rule for the continuous front month",
+            "use volume (previous day's volume) or calendar",
+        )
+    if r.get("roll_rule") == "calendar" and r.get("roll_days_before_expiry") is None:
+        rep.at(
+            "DATASETS",
+            r,
+            "roll_days_before_expiry",
+            "the calendar roll rule needs N business days",
+            "enter e.g. 8 (ES rolls about 8 days before expiry)",
+        )
+    if not r.get("session_calendar"):
+        rep.at(
+            "DATASETS",
+            r,
+            "session_calendar",
+            "intraday trades need a session calendar",
+            "use CME_EQUITY",
+        )
+    if r.get("rth_start") and r.get("rth_end") and r["rth_start"] >= r["rth_end"]:
+        rep.at("DATASETS", r, "rth_end", "rth_end must be after rth_start", "e.g. 08:30 to 15:00")
+
+
+def _api_dataset(r: dict[str, Any], rep: Reporter) -> None:
+    req = r.get("api_request_json")
+    if req is None:
+        rep.at(
+            "DATASETS",
+            r,
+            "api_request_json",
+            "a databento_api source needs its request",
+            'enter {"dataset": "GLBX.MDP3", "schema": "trades", "symbols": ["ES.v.0"], '
+            '"stype_in": "continuous", "start": "2024-01-02", "end": "2024-02-01"}',
+        )
+    else:
+        missing = [k for k in ("dataset", "schema", "symbols", "start", "end") if k not in req]
+        if missing:
             rep.at(
                 "DATASETS",
                 r,
-                "source_path_or_id",
-                f"'{src}' does not look like DBN files",
-                "write a glob such as incoming/databento/*.trades.dbn.zst",
+                "api_request_json",
+                f"request lacks {', '.join(missing)}",
+                "add the missing keys",
             )
-        rule, lag = r.get("known_time_rule"), r.get("default_availability_lag_days")
-        if rule in ("at_close", "after_close") and lag == 0:
-            rep.at(
-                "DATASETS",
-                r,
-                "default_availability_lag_days",
-                f"a value known {rule.replace('_', ' ')} cannot drive a trade at that same close",
-                "set 1 (usable from the next row)",
-            )
+    if r.get("api_cost_cap_usd") is None:
+        rep.at(
+            "DATASETS",
+            r,
+            "api_cost_cap_usd",
+            "a databento_api source needs a cost cap",
+            "enter the most you accept to pay per download, in USD",
+        )
+
+
+def _source_and_lag(r: dict[str, Any], rep: Reporter) -> None:
+    stype, src = r.get("source_type"), r.get("source_path_or_id") or ""
+    if stype == "databento_file" and src and not re.search(r"\.dbn(\.zst)?$|\*", src):
+        rep.at(
+            "DATASETS",
+            r,
+            "source_path_or_id",
+            f"'{src}' does not look like DBN files",
+            "write a glob such as incoming/databento/*.trades.dbn.zst",
+        )
+    rule, lag = r.get("known_time_rule"), r.get("default_availability_lag_days")
+    if rule in ("at_close", "after_close") and lag == 0:
+        rep.at(
+            "DATASETS",
+            r,
+            "default_availability_lag_days",
+            f"a value known {rule.replace('_', ' ')} cannot drive a trade at that same close",
+            "set 1 (usable from the next row)",
+        )
 
 
 def _instruments(rows: Rows, rep: Reporter, ctx: Ctx) -> None:

@@ -337,3 +337,14 @@ def test_bar_columns_match_the_derived_tables() -> None:
 def test_export_of_the_template_still_works(project: Path) -> None:
     res = export_workbook(wb_path(project))
     assert res.latest is not None and res.latest.is_file()
+
+
+def test_every_sheet_with_an_availability_override_has_a_floor_rule() -> None:
+    """A new sheet (or extension column) with availability_lag_days must get a floor rule in
+    runtime.config.expressions.feature_floor, or its overrides could declare lookahead unchecked."""
+    from runtime.config.expressions import FLOOR_SHEETS
+    from runtime.config.schema import SHEETS
+
+    with_override = {s.name for s in SHEETS if "availability_lag_days" in s.headers}
+    assert {"FEATURE_LIBRARY", "ENGINEERED_FEATURES"} <= with_override  # the walk sees the schema
+    assert with_override <= set(FLOOR_SHEETS), with_override - set(FLOOR_SHEETS)

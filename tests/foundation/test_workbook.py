@@ -449,7 +449,7 @@ def test_snapshot_edited_by_hand_is_refused(project: Path) -> None:
 def test_loader_row_types_match_schema() -> None:
     import dataclasses
 
-    from runtime.config.loader import py_name
+    from runtime.config.names import py_name
     from runtime.config.schema import SHEETS
     from runtime.contracts import ROW_TYPES
 
