@@ -226,35 +226,35 @@ def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
         kx = x[bs]
         ky = y[bs]
         if bs > 0:
-            a = ac = b = bc = aa = aac = bb = bbc = ab = abc = 0.0
+            a = ac = b = bc = aa = bb = ab = abc = 0.0
             fa = fb = 0.0
             for j in range(bs - 1, bs - n - 1, -1):
                 dx = x[j] - kx
                 dy = y[j] - ky
                 a, ac = two_sum(a, ac, dx)
                 b, bc = two_sum(b, bc, dy)
-                aa, aac = two_sum(aa, aac, dx * dx)
-                bb, bbc = two_sum(bb, bbc, dy * dy)
+                aa += dx * dx  # positive terms: plain sums are within n·eps
+                bb += dy * dy
                 ab, abc = two_sum(ab, abc, dx * dy)
                 fa += abs(dx)
                 fb += abs(dy)
                 r = j - (bs - n)
                 u[r, 0] = a + ac
                 u[r, 1] = b + bc
-                u[r, 2] = aa + aac
-                u[r, 3] = bb + bbc
+                u[r, 2] = aa
+                u[r, 3] = bb
                 u[r, 4] = ab + abc
                 u[r, 5] = fa
                 u[r, 6] = fb
-        a = ac = b = bc = aa = aac = bb = bbc = ab = abc = 0.0
+        a = ac = b = bc = aa = bb = ab = abc = 0.0
         fa = fb = 0.0
         for i in range(bs, min(bs + n, m)):
             dx = x[i] - kx
             dy = y[i] - ky
             a, ac = two_sum(a, ac, dx)
             b, bc = two_sum(b, bc, dy)
-            aa, aac = two_sum(aa, aac, dx * dx)
-            bb, bbc = two_sum(bb, bbc, dy * dy)
+            aa += dx * dx
+            bb += dy * dy
             ab, abc = two_sum(ab, abc, dx * dy)
             fa += abs(dx)
             fb += abs(dy)
@@ -262,7 +262,7 @@ def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
             if st < 0:
                 continue
             if st == bs:
-                out[i] = _finish2(mode, n, a + ac, b + bc, aa + aac, bb + bbc, ab + abc, fa, fb)
+                out[i] = _finish2(mode, n, a + ac, b + bc, aa, bb, ab + abc, fa, fb)
             else:
                 r = st - (bs - n)
                 out[i] = _finish2(
@@ -270,8 +270,8 @@ def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
                     n,
                     u[r, 0] + (a + ac),
                     u[r, 1] + (b + bc),
-                    u[r, 2] + (aa + aac),
-                    u[r, 3] + (bb + bbc),
+                    u[r, 2] + aa,
+                    u[r, 3] + bb,
                     u[r, 4] + (ab + abc),
                     u[r, 5] + fa,
                     u[r, 6] + fb,
