@@ -21,6 +21,7 @@ Display conventions (ATAS / Sierra Chart footprint style):
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import json
@@ -139,14 +140,26 @@ class FigureData:
 # ---- which day ----------------------------------------------------------------------------------------
 
 
-def session_days(src: ChartSource, session: str) -> list[dt.date]:
-    """Trade dates that have this session with at least one trade (a closed day has a 0-trade row)."""
+def _traded(src: ChartSource, session: str, day: dt.date) -> bool:
+    """Whether this trade date has the session with at least one trade (a closed day has a 0-trade row)."""
+    st = sessions(src, session, [day]).table
+    return bool(len(st)) and int(st["n_trades"].iloc[0]) > 0
+
+
+def _nearest(src: ChartSource, session: str, days: list[dt.date], day: dt.date, step: int) -> dt.date | None:
+    """The closest traded date before (step -1) or after (step +1) `day`, reading one small file per date."""
+    i = bisect.bisect_left(days, day) + (-1 if step < 0 else 0)
+    while 0 <= i < len(days):
+        if days[i] != day and _traded(src, session, days[i]):
+            return days[i]
+        i += step
+    return None
+
+
+def latest_day(src: ChartSource, session: str) -> dt.date | None:
+    """The latest trade date with trades in this session (reads from the end: cheap at years of data)."""
     days = trade_dates(src, session)
-    if not days:
-        return []
-    st = sessions(src, session, days).table
-    traded = {int(k) for k, n in zip(st["trade_date"], st["n_trades"], strict=True) if n > 0}
-    return [d for d in days if (d - dt.date(1970, 1, 1)).days in traded]
+    return next((d for d in reversed(days) if _traded(src, session, d)), None)
 
 
 def resolve_day(src: ChartSource, session: str, day: dt.date | None) -> dt.date:
@@ -154,30 +167,28 @@ def resolve_day(src: ChartSource, session: str, day: dt.date | None) -> dt.date:
 
     Why an error rather than the nearest day: a file named after one day must show that day.
     """
-    days = session_days(src, session)
-    if not days:
+    days = trade_dates(src, session)
+    last = latest_day(src, session)
+    if last is None:
         raise UserError(
             f"{src.dataset_id}: no derived {session} session with trades; run `backtest derive` first"
         )
     if day is None:
-        return days[-1]
-    if day in days:
+        return last
+    if day in days and _traded(src, session, day):
         return day
-    all_days = trade_dates(src, session)
     if day.weekday() >= 5:
         why = "a weekend day is not a CME trade date"
-    elif day in all_days:
+    elif day in days:
         why = f"the exchange had no {session} trading that day (closed)"
     elif day < days[0] or day > days[-1]:
         why = f"the derived {session} data of {src.dataset_id} cover {days[0]} .. {days[-1]}"
     else:
         why = f"no {session} data derived for it (a holiday, or not ingested)"
-    before = [d for d in days if d < day][-1:]
-    after = [d for d in days if d > day][:1]
-    near = ", ".join(f"{d:%a} {d}" for d in (*before, *after))
+    near = [d for d in (_nearest(src, session, days, day, -1), _nearest(src, session, days, day, +1)) if d]
     raise UserError(
         f"--day {day}: {src.dataset_id} has no {session} session on {day:%a} {day}: {why}. "
-        f"Nearest {session} sessions: {near}; fix: --day {(before or after)[0]}"
+        f"Nearest {session} sessions: {', '.join(f'{d:%a} {d}' for d in near)}; fix: --day {near[0]}"
     )
 
 
@@ -185,7 +196,7 @@ def _pick_dates(src: ChartSource, state: ChartState) -> tuple[dt.date, ...]:
     days = trade_dates(src, state.session)
     if not days:
         return ()
-    day = state.day if state.day is not None else (session_days(src, state.session) or days)[-1]
+    day = state.day if state.day is not None else (latest_day(src, state.session) or days[-1])
     upto = [d for d in days if d <= day]
     if not upto:
         upto = days[:1]
@@ -831,9 +842,9 @@ def write_demo_charts(
     out_dir = Path(out_dir) if out_dir is not None else paths.runs_dir / "charts"
     plans = []
     for session in ("RTH", "FULL"):
-        days = session_days(src, session)
-        if days:
-            plans.append((session, days[-1], {**SESSION_DEFAULTS[session], **(changes or {})}))
+        last = latest_day(src, session)
+        if last is not None:
+            plans.append((session, last, {**SESSION_DEFAULTS[session], **(changes or {})}))
     written = []
     for session, day, kw in plans:
         name = chart_file_name(ds.dataset_id, day, ChartState(session=session, day=day, **kw))
