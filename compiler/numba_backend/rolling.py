@@ -1,19 +1,20 @@
 """Rolling statistics over the last n rows (current row included), strict unless the operator says so.
 
 Windows, q, k, span and periods_per_year are runtime arguments: one compiled kernel serves every
-window a study tries. All kernels are O(n) except median / quantile / rank (O(n·w) worst case, from a
-sorted window updated by insertion).
+window a study tries. All kernels are O(n) except median / quantile (a sorted window updated by one
+insert and one delete per row) and rank (a branch-free count over the window), O(n·w) worst case.
 
 Numerics. Sums and moments use a block decomposition (the van Herk / Gil-Werman trick): the series is
 cut into blocks of n rows, and every window is the suffix of one block plus a prefix of the next. The
-prefix and suffix sums are accumulated fresh inside each block with Neumaier compensation, so a window's
-sum only ever contains that window's values: nothing is subtracted, and no error from values that left
-the window long ago (a 1e12 spike, a regime change) can leak into a later window, unlike add/remove
-running sums. Second moments are sums of deviations from a shift K that is a value inside every window
-of the block (the block's first row), so var = (S2 − S1²/n) / (n − 1) has no catastrophic cancellation
-on data such as 1e8 + small noise. Missing values poison exactly the prefix / suffix sums that contain
-them, which is the strict-window rule without a separate count. A constant window is detected exactly
-(Σ|x − K| = 0), not by a rounded variance.
+prefix and suffix sums are accumulated fresh inside each block with compensated (TwoSum) sums, so a
+window's sum only ever contains that window's values: nothing is subtracted, and no error from values
+that left the window long ago (a 1e12 spike, a regime change) can leak into a later window, unlike
+add/remove running sums. Second moments are sums of deviations from a shift K that is a value inside
+every window of the block (the block's first row), so var = (S2 − S1²/n) / (n − 1) has no catastrophic
+cancellation on data such as 1e8 + small noise (first and cross sums are compensated; sums of squares
+are positive, so a plain sum is within n·eps). Missing values poison exactly the prefix / suffix sums
+that contain them, which is the strict-window rule without a separate count. A constant window is
+detected exactly (Σ|x − K| = 0), not by a rounded variance.
 """
 
 from __future__ import annotations
