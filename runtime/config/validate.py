@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.config.names import rownum
+from runtime.config.names import py_name, rownum
 from runtime.config.reader import RawWorkbook, cell_name, check_structure, coerce_rows
 from runtime.config.schema import BY_NAME, NAMESPACE_SHEETS, SHEETS, Col
 from runtime.contracts import CellError
@@ -340,15 +340,22 @@ def _paths(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
     if bad:
         return
     paths = resolve_paths(str(name), prof, ctx.project_root)
-    reason = unusable_reason(paths.data_root)
-    if reason:
-        rep.at(
-            "PATHS",
-            prof,
-            "DATA_ROOT",
-            f"profile '{name}': DATA_ROOT cannot be used here: {reason}",
-            "point DATA_ROOT at a writable folder on this machine",
-        )
+    seen: set[str] = set()
+    for col in PATH_COLUMNS:  # every folder of the profile, not only DATA_ROOT (siblings fail the same way)
+        if col == "CODE_ROOT":
+            continue
+        target = getattr(paths, py_name(col))
+        folder = target.parent if col == "DUCKDB_FILE" else target
+        reason = unusable_reason(folder)
+        if reason and reason not in seen:  # one report per cause (a bad DATA_ROOT breaks all below it)
+            seen.add(reason)
+            rep.at(
+                "PATHS",
+                prof,
+                col,
+                f"profile '{name}': {col} cannot be used here: {reason}",
+                f"point {col} at a writable folder on this machine",
+            )
 
 
 # ---- DATASETS / INSTRUMENTS ------------------------------------------------------------------------

@@ -142,13 +142,16 @@ def test_blank_feature_id_does_not_crash(project: Path) -> None:
 
 
 @pytest.mark.skipif(os.name == "nt" or not Path("/proc").is_dir(), reason="needs a POSIX /proc")
-def test_uncreatable_data_root_is_refused_by_validate_and_export(project: Path, cli) -> None:
+@pytest.mark.parametrize("ref, header", [("D2", "DATA_ROOT"), ("J2", "LOG_DIR")])
+def test_uncreatable_profile_folder_is_refused_by_validate_and_export(
+    project: Path, cli, ref, header
+) -> None:
     path = wb_path(project)
-    assert cell(path, "PATHS", "D1") == "DATA_ROOT"
-    edit(path, [("PATHS", "D2", "/proc/nonexist/data")])
+    assert cell(path, "PATHS", f"{ref[0]}1") == header
+    edit(path, [("PATHS", ref, "/proc/nonexist/x")])
     for cmd in (["config", "validate"], ["config", "export"]):
         r = cli(cmd, cwd=project)
-        assert r.code == 1 and "PATHS!D2" in r.err and "Traceback" not in r.err, r.err
+        assert r.code == 1 and f"PATHS!{ref}" in r.err and "Traceback" not in r.err, r.err
     assert not (project / "config" / "exports").exists()
 
 
