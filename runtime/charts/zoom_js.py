@@ -10,7 +10,7 @@ ZOOM_JS = r"""
   var P = __PAYLOAD__;
   var gd = document.getElementById("chart");
   if (!gd || !window.Plotly) return;
-  var busy = false;
+  var busy = false, pending = false;  // a zoom during a redraw is redone once the redraw ends
 
   function idx(name) {
     for (var i = 0; i < gd.data.length; i++) if (gd.data[i].name === name) return i;
@@ -82,8 +82,9 @@ ZOOM_JS = r"""
   }
 
   function update() {
-    if (busy) return;
+    if (busy) { pending = true; return; }
     busy = true;
+    pending = false;
     var r = visible(), lo = r[0], hi = r[1];
     var lay = {};
     var c = extent(P.candles, lo, hi, P.candles.vol);
@@ -144,17 +145,21 @@ ZOOM_JS = r"""
       jobs.push(Plotly.relayout(gd, { boxgap: hollow ? 0.8 : 0.3, annotations: anns }));
       return Promise.all(jobs);
     }).then(function () {
+      busy = false;
+      if (pending) { update(); return; }
       gd.setAttribute("data-row-ticks", String(k));
       gd.setAttribute("data-footprint-mode", m);
-      busy = false;
     }, function () {
       busy = false;
     });
   }
 
   gd.on("plotly_relayout", function (ev) {
-    if (busy) return;
-    for (var k in ev) if (k.indexOf("xaxis") === 0) { update(); return; }
+    var x = false;
+    for (var k in ev) if (k.indexOf("xaxis") === 0) x = true;
+    if (!x) return;  // our own y refits
+    if (busy) { pending = true; return; }
+    update();
   });
   update();
 })();

@@ -119,7 +119,11 @@ def test_demo_charts_full_day_and_45_minute_zoom_in_chromium(synth: Derived, tmp
 
             # 45 minutes: y refit to the visible candles, bid x ask of exactly the visible 5-minute buckets
             lo, hi = f"{day} 10:00", f"{day} 10:45"
-            page.evaluate(f"Plotly.relayout('chart', {{'xaxis.range': ['{lo}', '{hi}']}})")
+            # two zooms in a row, as a scroll wheel does: the page must end on the last one
+            page.evaluate(
+                f"Plotly.relayout('chart', {{'xaxis.range': ['{day} 09:00', '{day} 13:00']}});"
+                f"Plotly.relayout('chart', {{'xaxis.range': ['{lo}', '{hi}']}})"
+            )
             st = _settle(page, "text")
             lo_utc, hi_utc = (pd.Timestamp(t, tz="America/Chicago").tz_convert("UTC") for t in (lo, hi))
             per_tick = footprint(src, "RTH", lo_utc, hi_utc, 5)
