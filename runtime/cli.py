@@ -350,7 +350,7 @@ def charts_cmd(
     ] = None,
     days: Annotated[int | None, typer.Option("--days", help="trade dates shown, ending at --day (1)")] = None,
     interval: Annotated[
-        str | None, typer.Option("--interval", help="candle minutes (5) or 'session'")
+        str | None, typer.Option("--interval", help="candle minutes or 'session' (RTH 5, FULL 15)")
     ] = None,
     footprint_interval: Annotated[
         int | None,
