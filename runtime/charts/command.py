@@ -132,7 +132,9 @@ def run_charts(
         if not written:
             raise UserError(f"{src.dataset_id}: nothing derived yet; run `backtest derive` first")
         return written
-    session = _choice(o.session or "RTH", "--session", ("rth", "full")).upper()
+    session = (o.session or "RTH").strip().upper()
+    if session not in ("RTH", "FULL"):
+        raise UserError(f"--session {o.session!r}: use RTH or FULL")
     day = resolve_day(src, session, _date(o.day) if o.day is not None else None)
     kw = {**SESSION_DEFAULTS[session], **changes}
     name = chart_file_name(src.dataset_id, day, ChartState(session=session, day=day, **kw))
