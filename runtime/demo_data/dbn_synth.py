@@ -16,7 +16,8 @@ Prices follow the real S&P 500 (arch.data.sp500, daily OHLC to 2018-12-31): ES =
 month's carry premium), scale = 1 unless ``start_price`` asks for another level. Each RTH session is a Brownian
 bridge from the day's real open to its real close, drawn in "activity time" (variance per second proportional
 to the trade intensity, so the open is busy and midday calm) and fitted to the real high/low; the overnight is a
-bridge from the previous session's last price to the next open, after the close a free walk. Days arch does not
+bridge from the previous session's last price to the next open, after the close a free walk, both scaled by the
+day's whole range (a trend day's overnight still moves). Days arch does not
 have (after 2018) are synthetic S&P-like days continuing from the last close.
 
 Calibration targets (tests/intraday/test_dbn_synth.py checks them on files read back with the databento
@@ -27,6 +28,7 @@ client; design/DECISIONS.md section 7):
     overnight minutes quieter;
   * prints: 45-65 % 1-lots (~56 %), 10-25 % 2-lots, max 500, 50-300-lot multi-level sweeps ~0.1 % of events;
   * volume per minute: first and last RTH half hours above midday (~3x, ~2x), overnight < 0.3x the RTH mean;
+  * the night before (00:00-08:30 CT) ranges 0.15-0.8x the RTH range (median, ~0.4);
   * roll: ESH9 ~5 points over ESZ8 in Dec 2018 (2018 carry ~0.8 %), ~55 points for ESH5 over ESZ4 (2024).
 """
 
@@ -433,13 +435,17 @@ def _session_path(
         return p0 + np.cumsum(steps)
     i_open = int(np.searchsorted(grid_ns, session.rth_open_ns, side="left"))
     i_close = int(np.searchsorted(grid_ns, session.rth_close_ns, side="left"))
-    k = _variance_scale(anchor, float(intensity[i_open + 1 : i_close].sum()))
-    state.var_scale = k
+    rth_weight = float(intensity[i_open + 1 : i_close].sum())
+    k = _variance_scale(anchor, rth_weight)
+    # outside RTH the scale follows the day's whole range: on a trend day the RTH excursions (hence k) are
+    # small, yet the overnight still moves (typically ~half the RTH range, quieter per minute)
+    k_out = max(k, ((anchor.high - anchor.low) / 1.6) ** 2 / rth_weight)
+    state.var_scale = k_out
     x = np.empty(grid_ns.size)
-    x[: i_open + 1] = _bridge(p0, anchor.open, k * intensity[: i_open + 1], rng)[0]
+    x[: i_open + 1] = _bridge(p0, anchor.open, k_out * intensity[: i_open + 1], rng)[0]
     rth = _bridge(anchor.open, anchor.close, k * intensity[i_open + 1 : i_close], rng, _CANDIDATES)
     x[i_open + 1 : i_close] = _fit_high_low(rth, anchor)
-    post = rng.standard_normal(grid_ns.size - i_close) * np.sqrt(k * intensity[i_close:])
+    post = rng.standard_normal(grid_ns.size - i_close) * np.sqrt(k_out * intensity[i_close:])
     x[i_close:] = anchor.close + np.cumsum(post)
     return x
 

@@ -497,6 +497,10 @@ def test_rth_high_low_near_the_real_day(demo_window):
     ratio = (es["high"] - es["low"]) / (real["High"] - real["Low"])
     assert 0.85 < ratio.median() < 1.2 and ratio.between(0.5, 2.0).all()
     assert np.corrcoef(es["high"] - es["low"], real["High"] - real["Low"])[0, 1] > 0.9
+    # the night before moves too, less than the cash session: 00:00-08:30 CT range vs the RTH range
+    night = demo_window[(demo_window["minute"] < RTH_OPEN_MIN) & demo_window["day"].isin(set(es.index))]
+    night_range = night.groupby("day")["price"].agg(lambda p: p.max() - p.min())
+    assert 0.15 < (night_range / (es["high"] - es["low"])).median() < 0.8
     # opens and closes sit on the real ones (scaled): within 0.3 % of the index
     for col, ref in (("open", "Open"), ("close", "Close")):
         assert (es[col] / real[ref] - 1).abs().max() < 0.003, col
