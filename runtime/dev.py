@@ -211,6 +211,7 @@ def demo(py: Path) -> None:
     if not (ROOT / "config" / "run_config.xlsx").exists():
         _run([bt, "init"])
     _run([bt, "config", "export"])
+    _run([bt, "init", "--data"])  # DATA_ROOT is never created implicitly (an unmounted drive must not be)
     _run([bt, "demo-data"])
     _run([bt, "config", "validate"])  # now the source files exist: feature columns are checked against them
     _run([bt, "ingest", "daily"])
