@@ -414,6 +414,20 @@ def test_peak_memory_does_not_grow_with_the_number_of_files(tmp_path: Path) -> N
         assert peaks[8][key] < 1.6 * peaks[2][key], (key, peaks)
 
 
+def test_spill_folder_is_private_and_removed(env, synth: list[Path]) -> None:
+    """The per-run spill (staging) never outlives a run, and a killed run's spill is removed by the next run."""
+    snap, paths, reg = env
+    stale = paths.staging_dir / ".tmp-dbn-spill-ES-deadbeef" / "trades" / "2018-12-06"
+    stale.mkdir(parents=True)
+    (stale / "000000.arrow").write_bytes(b"left by a killed run")
+    other = paths.staging_dir / ".tmp-dbn-spill-ES_API-cafe"  # another dataset's run is not touched
+    other.mkdir(parents=True)
+    ingest_databento(snap.dataset("ES"), paths, reg, files=synth[:2])
+    assert not list(paths.staging_dir.glob(".tmp-dbn-spill-ES-*"))
+    assert other.exists()
+    assert not [p for p in paths.canonical_dir.rglob("*") if p.suffix == ".arrow"]
+
+
 # ---- kill -9 mid-ingest --------------------------------------------------------------------------------
 
 
