@@ -180,13 +180,19 @@ def config_validate(ctx: typer.Context, workbook: WorkbookOpt = None, profile: P
 
 def _selected(snap, dataset_type: str, ids: list[str] | None) -> list:
     """Datasets of one type: the named ones (even if disabled), else every enabled one."""
+    from runtime.config.columns import dataset_cell
+
     rows = [d for d in snap.datasets if d.dataset_type == dataset_type]
     if ids:
         for i in ids:
             snap.dataset(i)  # unknown id -> clear error
         wrong = [i for i in ids if i not in {d.dataset_id for d in rows}]
         if wrong:
-            raise UserError(f"dataset {wrong[0]} is not a {dataset_type} dataset (DATASETS.dataset_type)")
+            ds = snap.dataset(wrong[0])
+            raise UserError(
+                f"{dataset_cell(ds, 'dataset_type')}: dataset {wrong[0]} has dataset_type {ds.dataset_type}, "
+                f"but this command takes {dataset_type} datasets; name one of those with --dataset"
+            )
         return [d for d in rows if d.dataset_id in ids]
     return [d for d in rows if d.enabled]
 
@@ -511,6 +517,10 @@ def context_pack(
 
     root = find_project_root()
     o = _opts(ctx, config, profile)
+    if o.config is not None:  # an explicit --config must be a snapshot: never paste an arbitrary file
+        from runtime.config.loader import load_snapshot
+
+        load_snapshot(o.config)
     pack = build_context_pack(root, config=o.config, profile=o.profile)
     if print_all:
         sys.stdout.write(pack.text)

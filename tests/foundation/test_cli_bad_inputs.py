@@ -75,7 +75,12 @@ CASES = [
     ("ingest databento", ["ingest", "databento", "--file", "missing.dbn"], "missing.dbn"),
     ("ingest databento", ["ingest", "databento", "--file", "bad/corrupt.dbn"], "corrupt.dbn"),
     ("ingest databento", ["ingest", "databento", "--file", "missing.dbn", "bad/corrupt.dbn"], ".dbn"),
-    ("ingest databento", ["ingest", "databento", "--dataset", "SPX"], "SPX is not a"),
+    (
+        "ingest databento",
+        ["ingest", "databento", "--dataset", "SPX"],
+        "DATASETS!B2: dataset SPX has dataset_type",
+    ),
+    ("ingest daily", ["ingest", "daily", "--dataset", "ES"], "DATASETS!B8: dataset ES has dataset_type"),
     (
         "derive",
         ["derive", "--start", "2018-12-10", "--end", "2018-12-01"],
@@ -103,6 +108,11 @@ CASES = [
     ("status", ["status", "--config", "bad/corrupt.json"], "corrupt.json"),
     ("status", ["status", "--profile", "nope"], "unknown profile 'nope'"),
     ("context-pack", ["context-pack", "--frobnicate"], "No such option: --frobnicate"),
+    (
+        "context-pack",
+        ["context-pack", "--config", "bad/corrupt.json"],
+        "corrupt.json: not a readable snapshot",
+    ),
     ("docs update", ["docs", "update", "--from", "/nonexistent"], "/nonexistent"),
     ("docs archive", ["docs", "archive"], "nothing to archive"),
     ("(none)", ["frobnicate"], "No such command 'frobnicate'"),
