@@ -14,25 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.foundation.helpers import demo_project
 
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from runtime.config.export import export_workbook
-    from runtime.config.template import write_template
-
-    root = tmp_path_factory.mktemp("bad_inputs") / "proj"
-    (root / "config").mkdir(parents=True)
-    write_template(root / "config" / "run_config.xlsx")
-    export_workbook(root / "config" / "run_config.xlsx")
-    for args in (
-        ["init", "--data"],
-        ["demo-data", "--days", "2", "--trades-per-day", "2000"],
-        ["ingest", "databento"],
-        ["derive"],
-    ):
-        r = run_cli(args, root)
-        assert r.code == 0, (args, r.err)
+    root = demo_project(tmp_path_factory.mktemp("bad_inputs") / "proj", ["ingest", "databento"], ["derive"])
     bad = root / "bad"
     bad.mkdir()
     (bad / "corrupt.json").write_text('{"not": "a snapshot"', encoding="utf-8")

@@ -12,6 +12,7 @@ import pytest
 
 from runtime.cli_base import HELP_NAMES
 from tests.conftest import REPO, run_cli
+from tests.foundation.helpers import demo_project
 
 
 def _commands() -> list[tuple[str, ...]]:
@@ -37,17 +38,7 @@ COMMANDS = _commands()
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Template exported, DATA_ROOT created, two days of tiny synthetic ES DBN files (not ingested)."""
-    from runtime.config.export import export_workbook
-    from runtime.config.template import write_template
-
-    root = tmp_path_factory.mktemp("conventions") / "proj"
-    (root / "config").mkdir(parents=True)
-    write_template(root / "config" / "run_config.xlsx")
-    export_workbook(root / "config" / "run_config.xlsx")
-    for args in (["init", "--data"], ["demo-data", "--days", "2", "--trades-per-day", "2000"]):
-        r = run_cli(args, root)
-        assert r.code == 0, (args, r.err)
-    return root
+    return demo_project(tmp_path_factory.mktemp("conventions") / "proj")
 
 
 def test_the_walk_sees_every_command():

@@ -19,19 +19,9 @@ from runtime.config.expressions import BAR_COLUMNS, build_catalog, check_express
 from runtime.config.reader import read_workbook
 from runtime.config.validate import Ctx, validate_workbook
 from runtime.contracts import CellError, ConfigValidationError
+from tests.foundation.helpers import edit, wb_path
 
 KEY = "db-AbCdEfGhIjKlMnOpQrStUvWxYz123"
-
-
-def wb_path(project: Path) -> Path:
-    return project / "config" / "run_config.xlsx"
-
-
-def edit(path: Path, changes: list[tuple[str, str, object]]) -> None:
-    wb = openpyxl.load_workbook(path)
-    for sheet, cell, value in changes:
-        wb[sheet][cell] = value
-    wb.save(path)
 
 
 def cell(path: Path, sheet: str, ref: str) -> object:

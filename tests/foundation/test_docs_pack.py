@@ -13,21 +13,13 @@ from pathlib import Path
 import pytest
 
 from runtime.config.export import export_workbook
+from tests.foundation.helpers import write_docs
 
 GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
 
 
 def _git(root: Path, *args: str) -> None:
     subprocess.run([*GIT, *args], cwd=root, check=True, capture_output=True)
-
-
-def _docs(root: Path) -> None:
-    (root / "design").mkdir(exist_ok=True)
-    (root / "instructions").mkdir(exist_ok=True)
-    for name in ("SPEC", "WORKFLOW", "ROADMAP", "DECISIONS", "PROGRESS"):
-        (root / "design" / f"{name}.md").write_text(f"# {name}\nold text of {name}\n")
-    (root / "instructions" / "00_setup.md").write_text("# setup\n")
-    (root / "instructions" / "01_daily_workflow.md").write_text("# daily\n")
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -42,7 +34,7 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 def repo(project: Path) -> Path:
     """An exported project with docs, committed; then a committed previous context_pack.md and an archive."""
     export_workbook(project / "config" / "run_config.xlsx")
-    _docs(project)
+    write_docs(project)
     _git(project, "init", "-q")
     _git(project, "add", "-A")
     _git(project, "commit", "-qm", "first")
@@ -112,7 +104,7 @@ def test_context_pack_print_flag_prints_it_all(repo: Path, cli) -> None:
 
 
 def test_docs_archive_twice_unchanged_makes_one_archive(project: Path, cli) -> None:
-    _docs(project)
+    write_docs(project)
     r1 = cli(["docs", "archive"], cwd=project)
     assert r1.code == 0, r1.err
     archives = sorted(p for p in (project / "archive").iterdir())
@@ -142,7 +134,7 @@ def test_docs_archive_without_docs_is_a_clear_error(project: Path, cli) -> None:
 
 
 def test_docs_update_refuses_unknown_files_and_writes_nothing(project: Path, cli, tmp_path: Path) -> None:
-    _docs(project)
+    write_docs(project)
     before = _tree_digest(project / "design") | {
         f"i/{k}": v for k, v in _tree_digest(project / "instructions").items()
     }
@@ -168,8 +160,8 @@ def test_docs_update_refuses_unknown_files_and_writes_nothing(project: Path, cli
     assert after == before and not (project / "archive").exists()
 
 
-def test_docs_update_add_new_takes_new_docs(project: Path, cli, tmp_path: Path) -> None:
-    _docs(project)
+def test_docs_update_add_new_takes_newwrite_docs(project: Path, cli, tmp_path: Path) -> None:
+    write_docs(project)
     new = tmp_path / "newdocs"
     (new / "design").mkdir(parents=True)
     (new / "design" / "CHARTS.md").write_text("# a new design doc\n")
@@ -188,7 +180,7 @@ def test_docs_update_add_new_takes_new_docs(project: Path, cli, tmp_path: Path) 
 
 
 def test_docs_update_reuses_an_identical_archive(project: Path, cli, tmp_path: Path) -> None:
-    _docs(project)
+    write_docs(project)
     assert cli(["docs", "archive"], cwd=project).code == 0
     new = tmp_path / "newdocs"
     (new / "design").mkdir(parents=True)
@@ -201,7 +193,7 @@ def test_docs_update_reuses_an_identical_archive(project: Path, cli, tmp_path: P
 
 
 def test_docs_update_two_files_for_one_doc_is_refused(project: Path, cli, tmp_path: Path) -> None:
-    _docs(project)
+    write_docs(project)
     new = tmp_path / "newdocs"
     (new / "design").mkdir(parents=True)
     (new / "design" / "SPEC.md").write_text("# SPEC A\n")

@@ -16,6 +16,7 @@ from runtime.config.loader import load_snapshot, snapshot_paths
 from runtime.contracts import UserError
 from runtime.storage.paths import ensure_layout, foreign_path_reason
 from runtime.storage.registry import SCHEMA_VERSION, TABLES, Registry, RegistryLockedError
+from tests.foundation.helpers import write_docs
 
 LAYOUT = ["duckdb", "raw", "canonical", "derived", "features_cache", "runs", "logs"]
 
@@ -160,17 +161,8 @@ def test_missing_snapshot_is_a_clear_error(project: Path, cli) -> None:
 # ---- docs and context pack ---------------------------------------------------------------------------
 
 
-def _docs(root: Path) -> None:
-    (root / "design").mkdir(exist_ok=True)
-    (root / "instructions").mkdir(exist_ok=True)
-    for name in ("SPEC", "WORKFLOW", "ROADMAP", "DECISIONS", "PROGRESS"):
-        (root / "design" / f"{name}.md").write_text(f"# {name}\nold text of {name}\n")
-    (root / "instructions" / "00_setup.md").write_text("# setup\n")
-    (root / "instructions" / "01_daily_workflow.md").write_text("# daily\n")
-
-
 def test_docs_archive_and_update(exported: Path, cli, tmp_path: Path) -> None:
-    _docs(exported)
+    write_docs(exported)
     r = cli(["docs", "archive"], cwd=exported)
     assert r.code == 0, r.err
     archived = list((exported / "archive").iterdir())
@@ -195,7 +187,7 @@ def test_docs_archive_and_update(exported: Path, cli, tmp_path: Path) -> None:
 
 
 def test_context_pack(exported: Path, cli) -> None:
-    _docs(exported)
+    write_docs(exported)
     subprocess.run(["git", "init", "-q"], cwd=exported, check=True)
     subprocess.run(
         ["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], cwd=exported, check=True

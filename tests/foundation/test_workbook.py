@@ -15,6 +15,7 @@ import pytest
 from runtime.config.export import export_workbook
 from runtime.config.loader import load_snapshot
 from runtime.contracts import ConfigValidationError, UserError
+from tests.foundation.helpers import edit, wb_path
 
 # The spec's EXCEL WORKBOOK SCHEMA, typed out here from the seed document (not imported from the code).
 SPEC = {
@@ -59,17 +60,6 @@ GATES = ["gate_id", "expression", "mode", "enabled", "notes"]
 
 def headers(ws) -> list[str]:
     return [c.value for c in ws[1] if c.value is not None]
-
-
-def wb_path(project: Path) -> Path:
-    return project / "config" / "run_config.xlsx"
-
-
-def edit(path: Path, changes: list[tuple[str, str, object]]) -> None:
-    wb = openpyxl.load_workbook(path)
-    for sheet, cell, value in changes:
-        wb[sheet][cell] = value
-    wb.save(path)
 
 
 def col_of(ws, header: str) -> str:
