@@ -1,11 +1,28 @@
-"""From a checked DSL graph to something that runs: backend plan and feature-cache keys.
+"""From a checked DSL graph to something that runs: backend plan, value layout and feature-cache keys.
 
-This layer imports `dsl` only (never `runtime`). The Ibis/DuckDB and Numba backends land here next
-(design/ROADMAP.md 0.5); the planner and the cache key, which they rely on, are already fixed.
+This layer imports `dsl` only (never `runtime`). Backends register their operators in their own
+registries (compiler/numba_backend KERNELS, compiler/ibis_backend); compiler/backends.py reads them.
 """
 
-from compiler.cache import cache_key, data_sources
-from compiler.contracts import CacheKey, Plan, PlanStep
+from compiler.cache import cache_key, data_sources, params_used
+from compiler.contracts import LAYOUT, Backend, CacheKey, Plan, PlanStep, Transfer, ValueLayout
 from compiler.plan import plan_graph
+from dsl.warmup import max_warmup, max_warmup_needs, warmup, warmup_needs  # pure graph math, per binding
 
-__all__ = ["CacheKey", "Plan", "PlanStep", "cache_key", "data_sources", "plan_graph"]
+__all__ = [
+    "LAYOUT",
+    "Backend",
+    "CacheKey",
+    "Plan",
+    "PlanStep",
+    "Transfer",
+    "ValueLayout",
+    "cache_key",
+    "data_sources",
+    "max_warmup",
+    "max_warmup_needs",
+    "params_used",
+    "plan_graph",
+    "warmup",
+    "warmup_needs",
+]

@@ -2,46 +2,66 @@
 
 Rules (DuckDB is for I/O, joins, as-of alignment and set-based work; Numba for rolling, recursive and
 stateful kernels, research/dsl_anchors.md): sources and alignment go to Ibis/DuckDB; an operator only one
-backend implements goes there; rolling and time-series operators go to Numba (measured ~35x faster than
-DuckDB window functions on 2 cores); elementwise operators follow their inputs so data crosses between
-backends as rarely as possible. Ibis nodes carry a stage = window depth, because SQL cannot nest window
-functions and Ibis does not split them: each depth becomes its own projection.
+backend implements goes there; window and recursive operators go to `prefer` (Numba by default, measured
+~35x faster than DuckDB window functions on 2 cores); elementwise operators follow their inputs so data
+crosses between backends as rarely as possible. Everything is read from the operator's declared `shape`
+and from the backends' own registries (compiler/backends.py), never from names or doc categories. Ibis
+nodes carry a stage = window depth, because SQL cannot nest window functions and Ibis does not split
+them: each depth becomes its own projection.
 """
 
 from __future__ import annotations
 
-from compiler.contracts import Plan, PlanStep
-from dsl import OPERATORS, Frequency, Graph
+from collections.abc import Mapping
 
-WINDOWED = {"rolling", "time series", "events"}
-SOURCES = {"column", "const", "param"}
+from compiler.contracts import Backend, Plan, PlanStep, Transfer
+from dsl import OPERATORS, Frequency, Graph, Shape
 
 
-def plan_graph(graph: Graph, prefer: str = "numba") -> Plan:
-    """A backend per node (prefer = backend for rolling work when both implement it)."""
-    backend: dict[str, str] = {}
+def plan_graph(
+    graph: Graph,
+    prefer: Backend | str = Backend.NUMBA,
+    implementations: Mapping[Backend, frozenset[str]] | None = None,
+) -> Plan:
+    """A backend per node (prefer = backend for window/recursive work when both implement it)."""
+    prefer = Backend(prefer)
+    if implementations is None:
+        from compiler.backends import implementations as registries
+
+        implementations = registries()
+    backend: dict[str, Backend] = {}
     depth: dict[str, int] = {}
     steps: list[PlanStep] = []
     for n in graph.nodes:
         spec = OPERATORS[n.op]
         # scalars (constants, bound params) are arguments, not data: they never cause a transfer
-        kids = [backend[c] for c in n.children if graph.find(c).frequency != Frequency.SCALAR]
-        if n.op in SOURCES:
-            b, why = "ibis", "source: read by DuckDB"
-        elif len(spec.backends) == 1:
-            b, why = spec.backends[0], f"only {spec.backends[0]} implements {n.op}"
-        elif spec.category in WINDOWED or spec.stateful:
-            b, why = prefer, f"{spec.category}: {prefer} kernel"
-        elif kids and all(k == "ibis" for k in kids):
-            b, why = "ibis", "elementwise on DuckDB inputs"
+        data_kids = [c for c in n.children if graph.find(c).frequency != Frequency.SCALAR]
+        kids = [backend[c] for c in data_kids]
+        able = [b for b in Backend if n.op in implementations.get(b, frozenset())]
+        if spec.shape is Shape.SOURCE:
+            b, why = Backend.IBIS, "source: read by DuckDB"
+        elif spec.shape is Shape.ALIGN and not able:
+            b, why = Backend.IBIS, "alignment between grids: a DuckDB join (evaluator)"
+        elif not able:
+            raise ValueError(f"no backend implements {n.op!r} (see compiler/backends.py)")
+        elif len(able) == 1:
+            b, why = able[0], f"only {able[0]} implements {n.op}"
+        elif spec.shape in (Shape.WINDOW, Shape.RECURSIVE) or spec.stateful:
+            b, why = prefer, f"{spec.shape.value}: {prefer} kernel"
+        elif spec.shape is Shape.ALIGN:
+            b, why = Backend.IBIS, "alignment between grids: a DuckDB join"
+        elif kids and all(k is Backend.IBIS for k in kids):
+            b, why = Backend.IBIS, "elementwise on DuckDB inputs"
         elif kids:
-            b, why = "numba", "elementwise on Numba inputs"
+            b, why = Backend.NUMBA, "elementwise on Numba inputs"
         else:
-            b, why = "ibis", "constant"
-        if any(k != b for k in kids):
-            why = f"transfer ({', '.join(sorted(set(kids)))} -> {b}); {why}"
-        windowed = spec.category in WINDOWED or n.op in ("asof", "to_daily")
-        d = max((depth[c] for c in n.children), default=0) + (1 if b == "ibis" and windowed else 0)
+            b, why = Backend.IBIS, "constant"
+        moved = tuple(Transfer(c, backend[c], b) for c in dict.fromkeys(data_kids) if backend[c] is not b)
+        if moved:
+            why = f"transfer ({', '.join(sorted({t.source.value for t in moved}))} -> {b}); {why}"
+        d = max((depth[c] for c in n.children), default=0) + (
+            1 if b is Backend.IBIS and spec.shape.windowed else 0
+        )
         backend[n.hash], depth[n.hash] = b, d
-        steps.append(PlanStep(n.hash, n.op, b, d if b == "ibis" else 0, why))
+        steps.append(PlanStep(n.hash, n.op, b, d if b is Backend.IBIS else 0, why, moved))
     return Plan(tuple(steps))

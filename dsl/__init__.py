@@ -10,7 +10,7 @@ Every user mistake is a `DslError` whose `render()` names the cell and points at
 design/DSL.md is the specification.
 """
 
-from dsl.checker import check, check_catalog, clear_caches
+from dsl.checker import CheckSession, check, check_catalog
 from dsl.contracts import (
     REQUIRED,
     ArgRole,
@@ -36,7 +36,9 @@ from dsl.contracts import (
     OpSpec,
     Origin,
     Param,
+    ParamDomain,
     ParamRef,
+    Shape,
     Slot,
     Span,
     String,
@@ -45,6 +47,7 @@ from dsl.contracts import (
 from dsl.ops import OPERATORS, render_operator_table
 from dsl.parser import normalize, parse
 from dsl.printer import format_expr
+from dsl.warmup import max_warmup, max_warmup_needs, warmup, warmup_needs
 
 __all__ = [
     "OPERATORS",
@@ -55,6 +58,7 @@ __all__ = [
     "Bool",
     "Call",
     "Catalog",
+    "CheckSession",
     "ColumnDef",
     "Debt",
     "DslError",
@@ -72,16 +76,21 @@ __all__ = [
     "OpSpec",
     "Origin",
     "Param",
+    "ParamDomain",
     "ParamRef",
+    "Shape",
     "Slot",
     "Span",
     "String",
     "Unary",
     "check",
     "check_catalog",
-    "clear_caches",
     "format_expr",
+    "max_warmup",
+    "max_warmup_needs",
     "normalize",
     "parse",
     "render_operator_table",
+    "warmup",
+    "warmup_needs",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,6 +39,7 @@ from dsl.contracts import (
     OpSpec,
     Origin,
     Param,
+    ParamDomain,
     ParamRef,
     Slot,
     Span,
@@ -51,6 +51,7 @@ from dsl.hashing import canonical_value, node_hash
 from dsl.ops import OPERATORS
 from dsl.parser import parse
 from dsl.printer import format_expr, format_number
+from dsl.warmup import node_needs
 
 MAX_WINDOW = 10_000_000
 DAILY_PERIODS_PER_YEAR = 252
@@ -58,6 +59,7 @@ MINUTE_PERIODS_PER_YEAR = 252 * 390
 ROLE_WORD = {"feature": "feature", "engineered": "engineered", "gate": "gate"}
 
 _NOT_LITERAL = object()
+_UNBOUND: Any = object()  # a symbolic $param: declared by its domain, no value at check time
 
 
 @dataclass(slots=True)
@@ -94,52 +96,34 @@ class _Scope:
     feature: FeatureDef | None = None
     x: ColumnDef | None = None
     used_params: dict[str, Any] = field(default_factory=dict)
+    domains: Mapping[str, ParamDomain] = field(default_factory=dict)
+    used_domains: dict[str, ParamDomain] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Per-catalog cache of expanded features (a catalog is an immutable snapshot)
-# ----------------------------------------------------------------------------------------------------------
-
-_CACHES: dict[int, tuple[weakref.ref[Any], dict[str, _FeatureResult]]] = {}
-
-
-def _feature_cache(catalog: Catalog) -> dict[str, _FeatureResult]:
-    key = id(catalog)
-    entry = _CACHES.get(key)
-    if entry is not None and entry[0]() is catalog:
-        return entry[1]
-    cache: dict[str, _FeatureResult] = {}
-
-    def forget(ref: weakref.ref[Any], key: int = key) -> None:
-        current = _CACHES.get(key)
-        if current is not None and current[0] is ref:
-            del _CACHES[key]
-
-    try:
-        ref = weakref.ref(catalog, forget)
-    except TypeError:
-        return cache
-    _CACHES[key] = (ref, cache)
-    return cache
-
-
-def clear_caches() -> None:
-    """Drop all cached feature expansions (tests; a runtime that mutates catalogs in place)."""
-    _CACHES.clear()
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Session: one catalog, feature expansion with cycle detection
+# Session: one catalog, its feature expansions (cached for the session's life), cycle detection
 # ----------------------------------------------------------------------------------------------------------
 
 
-class _Session:
+class CheckSession:
+    """Checks against one catalog, sharing each named feature's expansion between them.
+
+    The cache belongs to the session (not to a module-level table keyed by the catalog's id): the
+    runtime opens one session per workbook check, so a catalog that is rebuilt or edited can never be
+    served another catalog's expansions, and the cache is freed with the session.
+    """
+
     def __init__(self, catalog: Catalog) -> None:
         if not isinstance(catalog, Catalog):
             raise DslError(f"check() needs a Catalog, not {type(catalog).__name__}", code="api.catalog")
         self.catalog = catalog
-        self.cache = _feature_cache(catalog)
+        self.cache: dict[str, _FeatureResult] = {}
         self.stack: list[FeatureDef] = []
+
+    @property
+    def expanded(self) -> frozenset[str]:
+        """Names of the features expanded so far (each once per session)."""
+        return frozenset(self.cache)
 
     def expand(self, fd: FeatureDef) -> _FeatureResult:
         res = self.cache.get(fd.name)
@@ -235,10 +219,6 @@ def _value_kind(value: Any) -> Kind:
     return Kind.FLOAT_SCALAR
 
 
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, ParamRef) else value
-
-
 def _show_value(value: Any) -> str:
     if isinstance(value, ParamRef):
         return f"${value.name}"
@@ -262,7 +242,7 @@ def _merge_debts(children: list[_Typed]) -> dict[str, Debt]:
 
 
 class _Checker:
-    def __init__(self, session: _Session, scope: _Scope) -> None:
+    def __init__(self, session: CheckSession, scope: _Scope) -> None:
         self.session = session
         self.scope = scope
         self.catalog = session.catalog
@@ -519,12 +499,21 @@ class _Checker:
         return _Typed(n.hash, n.kind, n.frequency, debts, span, dict(n.needs), n.stateful)
 
     def _param_value(self, p: Param) -> Any:
+        """The bound value of $p, or _UNBOUND when only its domain is declared (symbolic scope)."""
         scope = self.scope
+        domain = scope.domains.get(p.name) if scope.symbolic else None
+        if domain is not None:
+            scope.used_domains[p.name] = domain
         if p.name not in scope.params:
+            if domain is not None:
+                return _UNBOUND
             if scope.feature is not None:
                 fix = f"add \"{p.name}\": <value> to the params_json of {scope.feature.role} '{scope.feature.name}'"
             else:
-                fix = f'add "{p.name}" to params_json (or pass params={{"{p.name}": ...}})'
+                fix = (
+                    f'add "{p.name}" to params_json, or declare its range in OPTIMIZATION_PARAMS (or pass '
+                    f'params={{"{p.name}": ...}} / domains={{"{p.name}": ParamDomain(...)}})'
+                )
             raise self.error(f"unknown parameter ${p.name}", p.span, fix, "param.unbound")
         value = scope.params[p.name]
         ok = isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value))
@@ -539,15 +528,31 @@ class _Checker:
             scope.used_params[p.name] = value
         return value
 
+    def value_of(self, v: Any, extreme: str = "high") -> Any:
+        """A literal argument's value for a rule: a ParamRef's bound value, else its domain's extreme
+        (`high` for warm-up, which grows with every window; `low` for availability, the least paid)."""
+        if not isinstance(v, ParamRef):
+            return v
+        if v.name in self.scope.params:
+            return self.scope.params[v.name]
+        assert v.domain is not None
+        lo, hi = v.domain.extremes
+        return hi if extreme == "high" else lo
+
     def param(self, p: Param) -> _Typed:
         value = self._param_value(p)
         if not self.scope.symbolic:
             return self.const(value, p.span)
+        if value is _UNBOUND:
+            domain = self.scope.domains[p.name]
+            kind = {"int": Kind.INT_SCALAR, "float": Kind.FLOAT_SCALAR, "bool": Kind.BOOL_SCALAR}[domain.kind]
+        else:
+            kind = _value_kind(value)
         return self.node(
             "param",
             [],
             (("name", p.name),),
-            _value_kind(value),
+            kind,
             Frequency.SCALAR,
             {},
             {},
@@ -679,6 +684,13 @@ class _Checker:
             ArgRole.WINDOW: f"the window {a.name} of {disp}",
             ArgRole.LAG: f"the lag {a.name} of {disp}",
         }.get(role, f"{a.name} of {disp}")
+        domain = self.scope.domains.get(pname) if pname is not None and self.scope.symbolic else None
+        if domain is not None and role is not ArgRole.CHOICE:
+            self._check_domain(a, what, pname, domain, span)  # type: ignore[arg-type]
+        if raw is _UNBOUND:
+            if role is ArgRole.CHOICE:
+                raise self.error(f"{what} must be text in quotes, not a parameter", span, code="arg.choice")
+            return ParamRef(pname, domain)  # type: ignore[arg-type]
         if raw is _NOT_LITERAL:
             if role in (ArgRole.WINDOW, ArgRole.LAG):
                 raise self.error(
@@ -723,7 +735,7 @@ class _Checker:
                 )
             if value > MAX_WINDOW:
                 raise self.error(f"{what} is too large ({value})", span, code="window.range")
-            return ParamRef(pname, value) if pname is not None and self.scope.symbolic else value
+            return ParamRef(pname, domain) if pname is not None and self.scope.symbolic else value
         if role is ArgRole.REAL:
             if not is_number:
                 if pname is not None:
@@ -741,7 +753,7 @@ class _Checker:
                 raise self.error(
                     f"{what} must satisfy {lo}{a.name}{hi}, got {_show_value(raw)}", span, code="arg.range"
                 )
-            return ParamRef(pname, raw) if pname is not None and self.scope.symbolic else raw
+            return ParamRef(pname, domain) if pname is not None and self.scope.symbolic else raw
         if role is ArgRole.CHOICE:
             if not isinstance(raw, str) or raw.lower() not in a.choices:
                 options = ", ".join(f'"{c}"' for c in a.choices)
@@ -753,8 +765,63 @@ class _Checker:
                 raise self.error(
                     f"{what} must be true or false, not {self.snippet(span)}", span, code="arg.flag"
                 )
-            return ParamRef(pname, raw) if pname is not None and self.scope.symbolic else raw
+            return ParamRef(pname, domain) if pname is not None and self.scope.symbolic else raw
         raise self.error(f"unsupported argument role {role}", span, code="internal")  # pragma: no cover
+
+    def _check_domain(self, a: ArgSpec, what: str, pname: str, domain: ParamDomain, span: Span) -> None:
+        """A symbolic $param must suit the argument for every value of its declared domain."""
+        role = a.role
+        where = f" (declared in {domain.origin})" if domain.origin is not None else ""
+        desc = domain.describe()
+        if role in (ArgRole.WINDOW, ArgRole.LAG):
+            if domain.kind != "int":
+                raise self.error(
+                    f"parameter ${pname} is declared {desc}{where}, but {what} must be a whole number",
+                    span,
+                    f"declare ${pname} with param_type int",
+                    "param.type",
+                )
+            minimum = int(a.minimum or (1 if role is ArgRole.WINDOW else 0))
+            if domain.low < minimum:  # type: ignore[operator]
+                code = "lag.negative" if role is ArgRole.LAG else "window.range"
+                raise self.error(
+                    f"{what} must be at least {minimum} for every value of ${pname}, but its domain "
+                    f"{desc}{where} starts at {domain.low:g}",
+                    span,
+                    f"raise the low of ${pname} to {minimum}"
+                    + (f" ({domain.origin})" if domain.origin else ""),
+                    code,
+                )
+            if domain.high > MAX_WINDOW:  # type: ignore[operator]
+                raise self.error(
+                    f"{what} is too large at the top of ${pname}'s domain {desc}{where}",
+                    span,
+                    code="window.range",
+                )
+        elif role is ArgRole.REAL:
+            if domain.kind == "bool":
+                raise self.error(
+                    f"parameter ${pname} is declared true/false{where}, but {what} must be a number",
+                    span,
+                    code="param.type",
+                )
+            if (a.minimum is not None and domain.low < a.minimum) or (  # type: ignore[operator]
+                a.maximum is not None and domain.high > a.maximum  # type: ignore[operator]
+            ):
+                lo = "" if a.minimum is None else f"{a.minimum:g} <= "
+                hi = "" if a.maximum is None else f" <= {a.maximum:g}"
+                raise self.error(
+                    f"{what} must satisfy {lo}{a.name}{hi} over the whole domain of ${pname}, {desc}{where}",
+                    span,
+                    f"narrow the low/high of ${pname}",
+                    "arg.range",
+                )
+        elif role is ArgRole.FLAG and domain.kind != "bool":
+            raise self.error(
+                f"parameter ${pname} is declared {desc}{where}, but {what} must be true or false",
+                span,
+                code="param.type",
+            )
 
     def _raw_literal(self, x: Expr) -> tuple[Any, str | None]:
         if isinstance(x, Number | Bool):
@@ -799,18 +866,12 @@ class _Checker:
         kind = self._result_kind(spec, items, lits, disp)
         freq = self._frequency(spec, items, disp)
         debts = _merge_debts(children)
-        history: int | None = 0
-        if spec.history is not None:
-            history = spec.history({k: _plain(v) for k, v in lits.items()})
-        needs: dict[Frequency, int] = {}
-        for t in children:
-            for f, w in t.needs.items():
-                add = (history or 0) if f is freq else 0
-                needs[f] = max(needs.get(f, 0), w + add)
+        high = {k: self.value_of(v) for k, v in lits.items()}  # warm-up grows with every window
+        history = spec.history(high) if spec.history is not None else 0
         stateful = spec.stateful or history is None or any(t.stateful for t in children)
         mode = spec.availability
         if mode == "lag":
-            k = int(_plain(lits["k"]))
+            k = int(self.value_of(lits["k"], "low"))  # the least lag any binding pays
             k_span = (literal_spans or {}).get("k")
             debts = {
                 s: replace(
@@ -826,9 +887,8 @@ class _Checker:
             child = children[0]
             sessions = max(max((d.owed for d in child.debts.values()), default=0), 1)
             lits = {"sessions": sessions}
+            high = dict(lits)
             debts = {s: replace(d, owed=0) for s, d in debts.items()}
-            needs[Frequency.DAILY] = child.needs.get(Frequency.DAILY, 0) + sessions
-            needs[Frequency.MINUTE] = max(needs.get(Frequency.MINUTE, 0), 1)
         elif mode == "to_daily":
             # a new daily debt that only a lag of the aggregate itself can pay: point at to_daily(...)
             debts = {
@@ -844,11 +904,12 @@ class _Checker:
                 )
                 for s, d in debts.items()
             }
-            needs[Frequency.DAILY] = max(needs.get(Frequency.DAILY, 0), 1)
         if spec.name == "realized_vol":
             lits = self._realized_vol_args(lits, freq, span)
+            high = {k: self.value_of(v) for k, v in lits.items()}
         elif spec.name == "clip":
             self._check_clip(items, span)
+        needs = node_needs(spec, high, freq, [t.needs for t in children])
         args = tuple(lits.items())
         if spec.name == "feature":
             label = f"{ROLE_WORD.get(lits['role'], lits['role'])} {lits['name']}"
@@ -860,7 +921,17 @@ class _Checker:
 
     def _realized_vol_args(self, lits: dict[str, Any], freq: Frequency, span: Span) -> dict[str, Any]:
         ppy = lits.get("periods_per_year")
-        annualize = _plain(lits.get("annualize", True))
+        annualize = lits.get("annualize", True)
+        if isinstance(annualize, ParamRef):
+            if annualize.name not in self.scope.params:
+                raise self.error(
+                    f"realized_vol(): annualize=${annualize.name} must be bound to true or false (it decides "
+                    "the scale P)",
+                    span,
+                    f"pass a value for ${annualize.name} in params_json, or write annualize=true",
+                    "param.unbound",
+                )
+            annualize = self.scope.params[annualize.name]
         if not annualize:
             if ppy is not None:
                 raise self.error(
@@ -1214,18 +1285,27 @@ def check(
     catalog: Catalog,
     *,
     params: Mapping[str, int | float | bool] | None = None,
+    domains: Mapping[str, ParamDomain] | None = None,
     slots: Mapping[str, str] | None = None,
     frequency: Frequency | None = None,
     decision: bool = False,
     execution: Execution = Execution.CLOSE,
     origin: Origin | None = None,
+    session: CheckSession | None = None,
 ) -> Graph:
-    """Parse and check one cell against a catalog; returns the typed DAG or raises DslError."""
+    """Parse and check one cell against a catalog; returns the typed DAG or raises DslError.
+
+    Top-level `$params` stay symbolic in the graph (hashed by name). `params` binds values (each is
+    checked); `domains` declares the values a param may take (checked over the whole domain), so an
+    unbound param with a domain is accepted and one graph serves every trial. Node warm-ups are at the
+    binding, or at the top of the domain; `dsl.warmup.warmup(graph, binding)` gives any other binding.
+    Pass one `session` to share feature expansions between many checks of the same catalog.
+    """
     origin = origin or COMMAND_LINE
     ast = parse(text, origin)
-    session = _Session(catalog)
+    session = _session_for(catalog, session)
     builder = GraphBuilder()
-    scope = _Scope(text, origin, params or {}, True, slots or {}, builder)
+    scope = _Scope(text, origin, params or {}, True, slots or {}, builder, domains=domains or {})
     checker = _Checker(session, scope)
     t = checker.guarded_visit(ast)
     checker.check_frequency(t, frequency)
@@ -1238,12 +1318,23 @@ def check(
         origin=origin,
         execution=execution if decision else None,
         params=tuple(sorted(scope.used_params.items())),
+        domains=tuple(sorted(scope.used_domains.items())),
     )
 
 
-def check_catalog(catalog: Catalog) -> tuple[dict[str, Graph], list[DslError]]:
+def _session_for(catalog: Catalog, session: CheckSession | None) -> CheckSession:
+    if session is None:
+        return CheckSession(catalog)
+    if session.catalog is not catalog:
+        raise DslError("the session was opened for another catalog", code="api.session")
+    return session
+
+
+def check_catalog(
+    catalog: Catalog, *, session: CheckSession | None = None
+) -> tuple[dict[str, Graph], list[DslError]]:
     """Check every enabled feature, engineered feature and gate; collect all errors (deduplicated)."""
-    session = _Session(catalog)
+    session = _session_for(catalog, session)
     graphs: dict[str, Graph] = {}
     errors: list[DslError] = []
     seen: set[tuple[Any, ...]] = set()

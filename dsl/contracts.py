@@ -8,7 +8,7 @@ methods below only delegate or format.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -320,6 +320,27 @@ class Call(Expr):
 # ----------------------------------------------------------------------------------------------------------
 
 
+class Shape(Enum):
+    """How an operator is evaluated, which is what a planner and a backend need to know about it.
+
+    source: a leaf read or broadcast (column, const, param); elementwise: row by row, no history;
+    window: reads a bounded number of earlier rows of its own grid (rolling, lag, diff, cross_*);
+    recursive: carries state from row to row (ema, ffill, bars_since, hold); align: moves values
+    between grids (asof, to_daily).
+    """
+
+    SOURCE = "source"
+    ELEMENTWISE = "elementwise"
+    WINDOW = "window"
+    RECURSIVE = "recursive"
+    ALIGN = "align"
+
+    @property
+    def windowed(self) -> bool:
+        """True when SQL needs a window function (or a join) for it: each depth is a projection stage."""
+        return self in (Shape.WINDOW, Shape.RECURSIVE, Shape.ALIGN)
+
+
 class ArgRole(Enum):
     """How an argument is checked: an operand (becomes a child node) or a literal (becomes a node arg)."""
 
@@ -390,11 +411,17 @@ class OpSpec:
     symbol: str | None = None  # infix/prefix spelling for operators
     callable: bool = True  # may be written name(...)
     history: Callable[[Mapping[str, Any]], int | None] | None = None  # extra rows; None result = unbounded
+    # rows needed per grid from (plain args, own grid, children's needs); None = the generic rule
+    # (children's needs, plus `history` rows on the node's own grid); dsl.warmup applies it
+    needs: (
+        Callable[[Mapping[str, Any], Frequency, Sequence[Mapping[Frequency, int]]], dict[Frequency, int]]
+        | None
+    ) = None
     warmup_rule: str = "max of the children"
     availability: str = "pass"  # pass | lag | asof | to_daily | leaf | set | floor | none
     availability_rule: str = "max over the children"
     version: int = 1
-    backends: tuple[str, ...] = ("ibis", "numba")  # planned backends
+    shape: Shape = Shape.ELEMENTWISE  # evaluation shape; which backends implement it is theirs to say
     stateful: bool = False
     user: bool = True  # False: internal node (leaves, feature wrappers), not written by users
 
@@ -433,11 +460,66 @@ def _show_default(value: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ParamDomain:
+    """The values a top-level `$param` may take (OPTIMIZATION_PARAMS low/high/type, or a caller's grid).
+
+    The checker validates an operator argument over the whole domain (a window param must be an int
+    whose `low` satisfies the window's minimum), so one checked graph holds for every trial; the
+    compiler computes warm-up per binding or as the maximum over the domain.
+    """
+
+    kind: str  # "int" | "float" | "bool"
+    low: int | float | None = None
+    high: int | float | None = None
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("int", "float", "bool"):
+            raise ValueError(f"parameter domain kind must be int, float or bool, not {self.kind!r}")
+        if self.kind != "bool":
+            if self.low is None or self.high is None or not self.low <= self.high:
+                raise ValueError(
+                    f"a {self.kind} parameter domain needs low <= high, got {self.low}..{self.high}"
+                )
+            if self.kind == "int" and (
+                float(self.low) != int(self.low) or float(self.high) != int(self.high)
+            ):
+                raise ValueError(f"an int parameter domain needs whole bounds, got {self.low}..{self.high}")
+
+    @property
+    def extremes(self) -> tuple[int | float | bool, ...]:
+        """The values a monotone rule is extreme at: (low, high), or (false, true) for a flag."""
+        if self.kind == "bool":
+            return (False, True)
+        if self.kind == "int":
+            return (int(self.low), int(self.high))  # type: ignore[arg-type]
+        return (self.low, self.high)  # type: ignore[return-value]
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "int" and float(value) != int(value):
+            return False
+        return self.low <= value <= self.high  # type: ignore[operator]
+
+    def describe(self) -> str:
+        if self.kind == "bool":
+            return "true/false"
+        return f"{self.kind} {self.low:g}..{self.high:g}"
+
+
+@dataclass(frozen=True, slots=True)
 class ParamRef:
-    """A top-level `$param` used as a literal argument: hashed by name, checked with its bound value."""
+    """A top-level `$param` used as a literal argument: symbolic in the graph (hashed by name).
+
+    The bound value is not part of the node: it lives in `Graph.params` (the check-time binding) or
+    comes per trial; `domain` is the declared domain when one was given to the checker.
+    """
 
     name: str
-    value: int | float | bool
+    domain: ParamDomain | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,7 +580,8 @@ class Graph:
     canonical: str
     origin: Origin
     execution: Execution | None = None
-    params: tuple[tuple[str, Any], ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()  # the check-time binding of top-level $params (may be partial)
+    domains: tuple[tuple[str, ParamDomain], ...] = ()  # declared domains of top-level $params
     _index: Mapping[str, Node] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -557,6 +640,12 @@ class Graph:
         if len(hits) != 1:
             raise KeyError(hash_or_prefix)
         return hits[0]
+
+    def reachable(self, start: str | None = None) -> tuple[Node, ...]:
+        """The subgraph under `start` (default: the root), children first, each node once."""
+        from dsl.graph import reachable
+
+        return reachable(self._index, start or self.root)
 
     def __contains__(self, hash_: object) -> bool:
         return hash_ in self._index

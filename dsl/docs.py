@@ -1,17 +1,30 @@
 """Generated sections of design/DSL.md: the operator table and the error catalogue.
 
 Both are produced from the code (the registry, and real DslError renders on a demo catalog), so the
-design document cannot drift: tests/dsl/test_docs.py fails when DSL.md is stale. Regenerate with
-`python -m dsl.docs [path/to/DSL.md]`.
+design document cannot drift: tests/dsl/test_docs_and_boundaries.py fails when DSL.md is stale.
+Regenerate with `python -m compiler.docs [path/to/DSL.md]`: the operator table's backends column
+comes from the compiler's backend registries, which dsl may not import, so the entry point lives there
+and passes `backends` in.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from dsl.checker import check
-from dsl.contracts import Catalog, ColumnDef, DslError, Execution, FeatureDef, Frequency, Kind, Origin
+from dsl.contracts import (
+    Catalog,
+    ColumnDef,
+    DslError,
+    Execution,
+    FeatureDef,
+    Frequency,
+    Kind,
+    OpSpec,
+    Origin,
+)
 from dsl.ops import render_operator_table
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "design" / "DSL.md"
@@ -19,7 +32,7 @@ SECTIONS = ("operators", "errors")
 
 
 def _marker(name: str, end: bool = False) -> str:
-    return f"<!-- {'END' if end else 'BEGIN'} GENERATED: {name} (python -m dsl.docs) -->"
+    return f"<!-- {'END' if end else 'BEGIN'} GENERATED: {name} (python -m compiler.docs) -->"
 
 
 def demo_catalog() -> Catalog:
@@ -138,8 +151,11 @@ def error_catalogue() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def generated(name: str) -> str:
-    return render_operator_table() if name == "operators" else error_catalogue()
+Backends = Callable[[OpSpec], str] | None
+
+
+def generated(name: str, backends: Backends = None) -> str:
+    return render_operator_table(backends) if name == "operators" else error_catalogue()
 
 
 def extract(doc: str, name: str) -> str | None:
@@ -149,22 +165,22 @@ def extract(doc: str, name: str) -> str | None:
     return doc.split(begin, 1)[1].split(end, 1)[0].strip("\n") + "\n"
 
 
-def update(doc: str) -> str:
+def update(doc: str, backends: Backends = None) -> str:
     for name in SECTIONS:
         begin, end = _marker(name), _marker(name, end=True)
         if begin not in doc or end not in doc:
             raise ValueError(f"DSL.md lacks the markers for the {name} section")
         head, rest = doc.split(begin, 1)
         _, tail = rest.split(end, 1)
-        doc = f"{head}{begin}\n{generated(name).rstrip()}\n{end}{tail}"
+        doc = f"{head}{begin}\n{generated(name, backends).rstrip()}\n{end}{tail}"
     return doc
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, backends: Backends = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path = Path(args[0]) if args else DEFAULT_PATH
     text = path.read_text(encoding="utf-8")
-    new = update(text)
+    new = update(text, backends)
     if new != text:
         path.write_text(new, encoding="utf-8")
         print(f"updated {path}")

@@ -11,6 +11,20 @@ from dsl.contracts import Execution, Frequency, Graph, Node, Origin, ParamRef
 from dsl.hashing import canonical_value
 
 
+def reachable(nodes: Mapping[str, Node], root: str) -> tuple[Node, ...]:
+    """Nodes reachable from `root` in `nodes` (insertion-ordered, children first), each once: the one
+    reachability walk of the project (graph building, the cache's data sources and params)."""
+    keep: set[str] = set()
+    stack = [root]
+    while stack:
+        h = stack.pop()
+        if h in keep:
+            continue
+        keep.add(h)
+        stack.extend(nodes[h].children)
+    return tuple(n for h, n in nodes.items() if h in keep)
+
+
 class GraphBuilder:
     """Collects nodes by hash: adding a node whose hash exists returns the existing one (one node per
     distinct subexpression). Insertion order is topological because children are always added first."""
@@ -42,15 +56,7 @@ class GraphBuilder:
 
     def reachable(self, root: str) -> tuple[Node, ...]:
         """Nodes reachable from `root`, children first (insertion order is already topological)."""
-        keep: set[str] = set()
-        stack = [root]
-        while stack:
-            h = stack.pop()
-            if h in keep:
-                continue
-            keep.add(h)
-            stack.extend(self._nodes[h].children)
-        return tuple(n for h, n in self._nodes.items() if h in keep)
+        return reachable(self._nodes, root)
 
     def build(
         self,
@@ -61,6 +67,7 @@ class GraphBuilder:
         origin: Origin,
         execution: Execution | None = None,
         params: tuple[tuple[str, Any], ...] = (),
+        domains: tuple[tuple[str, Any], ...] = (),
     ) -> Graph:
         return Graph(
             root=root,
@@ -70,6 +77,7 @@ class GraphBuilder:
             origin=origin,
             execution=execution,
             params=params,
+            domains=domains,
         )
 
 
@@ -129,6 +137,7 @@ def graph_to_dict(g: Graph) -> dict[str, Any]:
         "origin": g.origin.render(),
         "execution": None if g.execution is None else g.execution.value,
         "params": {k: _jsonable(v) for k, v in g.params},
+        "domains": {k: d.describe() for k, d in g.domains},
         "root": g.root,
         "nodes": [node_to_dict(n) for n in g.nodes],
         "edges": [list(e) for e in g.edges],

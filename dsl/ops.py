@@ -9,13 +9,14 @@ the version is part of every node hash, so cached results are invalidated.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from dsl.contracts import REQUIRED, ArgRole, ArgSpec, OpSpec
+from dsl.contracts import REQUIRED, ArgRole, ArgSpec, Frequency, OpSpec, Shape
 
 # Shorthands for declarations ------------------------------------------------------------------------------
 R = ArgRole
+S = Shape
 
 
 def _a(name: str, role: ArgRole, default: Any = REQUIRED, **kw: Any) -> ArgSpec:
@@ -66,6 +67,27 @@ def _unbounded(args: Mapping[str, Any]) -> None:
 
 def _one(args: Mapping[str, Any]) -> int:
     return 1
+
+
+Rows = Sequence[Mapping[Frequency, int]]
+
+
+def _leaf_needs(args: Mapping[str, Any], freq: Frequency, children: Rows) -> dict[Frequency, int]:
+    """A column reads one row of its own grid (the row itself)."""
+    return {freq: 1}
+
+
+def _asof_needs(args: Mapping[str, Any], freq: Frequency, children: Rows) -> dict[Frequency, int]:
+    """Daily history of x plus the s-session shift; one bar of the 1m grid."""
+    (c,) = children
+    d, m = Frequency.DAILY, Frequency.MINUTE
+    return {**c, d: c.get(d, 0) + int(args["sessions"]), m: max(c.get(m, 0), 1)}
+
+
+def _to_daily_needs(args: Mapping[str, Any], freq: Frequency, children: Rows) -> dict[Frequency, int]:
+    """The 1m history of x, and one session (daily row) of its own."""
+    (c,) = children
+    return {**c, Frequency.DAILY: max(c.get(Frequency.DAILY, 0), 1)}
 
 
 ROLLING_WARMUP = "w(x) + n − 1"
@@ -135,6 +157,7 @@ def _roll(
         aliases=aliases,
         history=_rolling,
         warmup_rule=ROLLING_WARMUP,
+        shape=S.WINDOW,
     )
 
 
@@ -149,6 +172,8 @@ _SPECS: tuple[OpSpec, ...] = (
         "normalise float NaN to missing, so NaN never reaches SQL.",
         callable=False,
         user=False,
+        shape=S.SOURCE,
+        needs=_leaf_needs,
         availability="leaf",
         availability_rule="the column's availability_lag (DATASETS default_availability_lag_days)",
         warmup_rule="1",
@@ -162,6 +187,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "`-` applied to a literal is folded into it.",
         callable=False,
         user=False,
+        shape=S.SOURCE,
         availability="none",
         availability_rule="0 (no source)",
         warmup_rule="0",
@@ -175,6 +201,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "the cache key adds the bound value. A feature's own params are substituted by value instead.",
         callable=False,
         user=False,
+        shape=S.SOURCE,
         availability="none",
         availability_rule="0 (no source)",
         warmup_rule="0",
@@ -335,6 +362,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "none. Without n the look-back is unlimited, which depends on all history (stateful).",
         history=_ffill_history,
         warmup_rule="w(x) + n; unbounded (stateful) without n",
+        shape=S.RECURSIVE,
     ),
     # -- time shifts -------------------------------------------------------------------------------------
     OpSpec(
@@ -347,6 +375,7 @@ _SPECS: tuple[OpSpec, ...] = (
         aliases=("delay",),
         history=_lagged("k"),
         warmup_rule="w(x) + k",
+        shape=S.WINDOW,
         availability="lag",
         availability_rule="each source: max(owed − k, 0) (the only operator that pays lag)",
     ),
@@ -359,6 +388,7 @@ _SPECS: tuple[OpSpec, ...] = (
         aliases=("delta",),
         history=_lagged("n"),
         warmup_rule="w(x) + n",
+        shape=S.WINDOW,
     ),
     OpSpec(
         "pct_change",
@@ -368,6 +398,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "x / lag(x, n) − 1; missing when lag(x, n) = 0.",
         history=_lagged("n"),
         warmup_rule="w(x) + n",
+        shape=S.WINDOW,
     ),
     # -- rolling statistics (window = last n rows, current row included) -------------------------------
     _roll("mean", "Arithmetic mean of the window.", ("ts_mean",)),
@@ -423,6 +454,7 @@ _SPECS: tuple[OpSpec, ...] = (
         aliases=("ts_count",),
         history=_rolling,
         warmup_rule=ROLLING_WARMUP,
+        shape=S.WINDOW,
     ),
     OpSpec(
         "corr",
@@ -434,6 +466,7 @@ _SPECS: tuple[OpSpec, ...] = (
         aliases=("ts_corr",),
         history=_rolling,
         warmup_rule="max(w(x), w(y)) + n − 1",
+        shape=S.WINDOW,
     ),
     OpSpec(
         "cov",
@@ -445,6 +478,7 @@ _SPECS: tuple[OpSpec, ...] = (
         aliases=("ts_cov",),
         history=_rolling,
         warmup_rule="max(w(x), w(y)) + n − 1",
+        shape=S.WINDOW,
     ),
     OpSpec(
         "realized_vol",
@@ -461,6 +495,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "FULL-session bars); annualize=false gives P = 1." + STRICT,
         history=_rolling,
         warmup_rule=ROLLING_WARMUP,
+        shape=S.WINDOW,
     ),
     _roll(
         "winsorize",
@@ -479,6 +514,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "with the mean of the first span present values; then e = α·x + (1 − α)·e_prev on every present x. "
         "A missing x gives a missing output and leaves the state unchanged. Missing before the seed.",
         history=_ema_history,
+        shape=S.RECURSIVE,
         warmup_rule="w(x) + span − 1 + ⌈ln(1e-6) / ln(1 − α)⌉ (the seed's weight has decayed below 1e-6, "
         "so values do not depend on where loading started)",
     ),
@@ -492,6 +528,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "four values is missing.",
         history=_one,
         warmup_rule="max(w(a), w(b)) + 1",
+        shape=S.WINDOW,
     ),
     OpSpec(
         "cross_below",
@@ -502,6 +539,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "four values is missing.",
         history=_one,
         warmup_rule="max(w(a), w(b)) + 1",
+        shape=S.WINDOW,
     ),
     OpSpec(
         "bars_since",
@@ -514,7 +552,7 @@ _SPECS: tuple[OpSpec, ...] = (
         history=_unbounded,
         warmup_rule="unbounded (stateful: loaded from the start of the data)",
         stateful=True,
-        backends=("numba",),
+        shape=S.RECURSIVE,
     ),
     OpSpec(
         "hold",
@@ -527,7 +565,7 @@ _SPECS: tuple[OpSpec, ...] = (
         history=_unbounded,
         warmup_rule="unbounded (stateful: loaded from the start of the data)",
         stateful=True,
-        backends=("numba",),
+        shape=S.RECURSIVE,
     ),
     # -- alignment between grids -------------------------------------------------------------------------
     OpSpec(
@@ -539,9 +577,10 @@ _SPECS: tuple[OpSpec, ...] = (
         "sessions before D, where s = max(availability of x, 1) (recorded as the node's `sessions` arg); "
         "never the row stamped D itself. Missing where that row is missing.",
         warmup_rule="1 bar; daily history w(x) + s",
+        needs=_asof_needs,
         availability="asof",
         availability_rule="0 on the 1m grid (the s-session shift pays the daily lag)",
-        backends=("ibis",),
+        shape=S.ALIGN,
     ),
     OpSpec(
         "to_daily",
@@ -555,9 +594,10 @@ _SPECS: tuple[OpSpec, ...] = (
         "first, sum, mean, max or min (max/min of true/false are any/all; sum/mean need numbers). Missing "
         "for a session without present values.",
         warmup_rule="1 session; 1m history w(x) − 1 bars before it",
+        needs=_to_daily_needs,
         availability="to_daily",
         availability_rule="1 for every source (a session's value is known at its close)",
-        backends=("ibis",),
+        shape=S.ALIGN,
     ),
 )
 
@@ -646,8 +686,12 @@ def _arg_doc(a: ArgSpec) -> str:
     return f"`{a.name}`: {role}{literal}{kw}"
 
 
-def render_operator_table() -> str:
-    """The markdown operator reference for design/DSL.md, generated from the registry."""
+def render_operator_table(backends: Callable[[OpSpec], str] | None = None) -> str:
+    """The markdown operator reference for design/DSL.md, generated from the registry.
+
+    `backends` fills the backends column from the backends' own registries; dsl cannot import the
+    compiler, so `python -m compiler.docs` passes it (without it the column says so).
+    """
     lines: list[str] = []
     by_cat: dict[str, list[OpSpec]] = {}
     for s in _SPECS:
@@ -660,8 +704,9 @@ def render_operator_table() -> str:
         lines += [
             f"#### {title}",
             "",
-            "| operator | aliases | arguments | result | warm-up | availability | semantics | v | backends |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| operator | aliases | arguments | result | warm-up | availability | semantics | shape | v "
+            "| backends |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in specs:
             sig = f"`{_md(s.signature())}`" if s.user else f"`{s.name}`"
@@ -670,10 +715,11 @@ def render_operator_table() -> str:
             aliases = ", ".join(f"`{a}`" for a in s.aliases) or "-"
             args = "; ".join(_arg_doc(a) for a in s.args) or "-"
             warm = s.warmup_rule + (" (stateful)" if s.stateful else "")
-            backends = ", ".join(s.backends) + " (planned)"
+            impl = backends(s) if backends is not None else "(from compiler registries)"
             lines.append(
                 f"| {sig} | {aliases} | {_md(args)} | {_md(RESULT_RULES[s.result])} | {_md(warm)} "
-                f"| {_md(s.availability_rule)} | {_md(s.semantics)} | {s.version} | {backends} |"
+                f"| {_md(s.availability_rule)} | {_md(s.semantics)} | {s.shape.value} | {s.version} "
+                f"| {_md(impl)} |"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -415,11 +415,11 @@ def check_availability_overrides(rows: Sheets, rep: Any) -> None:
 
 
 def _check_features(
-    cat: Any, rep: Any, idx: dict[str, int], out: dict[str, dict[str, Any]], col: _Collector
+    cat: Any, rep: Any, idx: dict[str, int], out: dict[str, dict[str, Any]], col: _Collector, session: Any
 ) -> None:
     import dsl
 
-    graphs, errors = dsl.check_catalog(cat)
+    graphs, errors = dsl.check_catalog(cat, session=session)
     for e in errors:
         col.add(e)
     cells = {role: (sheet, expr) for sheet, (_, expr, role) in FEATURE_SHEETS.items()}
@@ -450,8 +450,34 @@ _KIND_FIX = {
 }
 
 
+def param_domains(rows: Sheets, scopes: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Declared domains (dsl.ParamDomain) of the optimised $params of these (scope, target id) pairs.
+
+    OPTIMIZATION_PARAMS int/float rows with low and high, and bool rows, searched (optimize_flag X):
+    the DSL checks every argument over the whole domain, so a study cannot reach a trial whose window is
+    invalid. Categorical rows and rows with a bad range are reported by validate and skipped here.
+    """
+    import dsl
+
+    out: dict[str, Any] = {}
+    wanted = {(sc, t) for sc, t in scopes if t}
+    for r in rows.get("OPTIMIZATION_PARAMS", []):
+        if (get(r, "param_scope"), get(r, "target_id")) not in wanted or not get(r, "optimize_flag"):
+            continue
+        kind, name = get(r, "param_type"), get(r, "param_name")
+        if kind not in ("int", "float", "bool") or not name:
+            continue
+        lo, hi = (None, None) if kind == "bool" else (get(r, "low"), get(r, "high"))
+        try:
+            dom = dsl.ParamDomain(kind, lo, hi, origin("OPTIMIZATION_PARAMS", r, "low"))
+        except (ValueError, TypeError):
+            continue
+        out[name] = dom
+    return out
+
+
 def _check_use(
-    use: DecisionUse, rows: Sheets, cat: Any, out: dict[str, dict[str, Any]], col: _Collector
+    use: DecisionUse, rows: Sheets, cat: Any, out: dict[str, dict[str, Any]], col: _Collector, session: Any
 ) -> str | None:
     """Check one strategy's signal, gate and scaling for one backtest; returns the template id it used."""
     import dsl
@@ -471,7 +497,9 @@ def _check_use(
         **((get(t, "default_params_json") or {}) if t is not None else {}),
         **(get(s, "params_json") or {}),
     }
-    kw = {"params": params, "frequency": fr, "decision": True, "execution": ex}
+    domains = param_domains(rows, [("template", get(s, "signal_template_id")), ("strategy", sid)])
+    kw = {"params": params, "domains": domains, "frequency": fr, "decision": True, "execution": ex}
+    kw["session"] = session
     checks: list[tuple[str, str, str, Any, dict[str, str]]] = []
     if t is not None and get(t, "signal_expr"):
         slots = {k: v for k in ("primary", "secondary") if (v := get(s, f"{k}_feature_id"))}
@@ -596,8 +624,11 @@ def check_expressions(rows: Sheets, rep: Any, data_root: Path | None = None) -> 
     _check_input_columns(rows, rep, build, data_root)
     check_availability_overrides(rows, rep)
     check_param_names(rows, rep)
-    _check_features(build.catalog, rep, idx, out, col)
-    used = {tid for use in decision_uses(rows) if (tid := _check_use(use, rows, build.catalog, out, col))}
+    session = dsl.CheckSession(build.catalog)  # feature expansions shared by every check below
+    _check_features(build.catalog, rep, idx, out, col, session)
+    used = {
+        tid for use in decision_uses(rows) if (tid := _check_use(use, rows, build.catalog, out, col, session))
+    }
     for tid, t in keyed(rows, "SIGNAL_TEMPLATES").items():  # unused templates: at least their syntax
         if tid not in used and get(t, "signal_expr"):
             try:

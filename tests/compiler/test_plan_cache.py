@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 import dsl
-from compiler import cache_key, data_sources, plan_graph
+from compiler import LAYOUT, Backend, Transfer, cache_key, data_sources, plan_graph
+from compiler.backends import backends_of, implementations
+
+IBIS, NUMBA = Backend.IBIS, Backend.NUMBA
 
 D = dsl.Frequency.DAILY
 M = dsl.Frequency.MINUTE
@@ -30,16 +33,75 @@ def test_plan_rules() -> None:
     g = dsl.check("zscore(lag(CTA.flow, 1), 60) > 0 AND VIX.close < 25", CAT)
     p = plan_graph(g)
     by_op = {s.op: s for s in p.steps}
-    assert by_op["column"].backend == "ibis"
-    assert by_op["zscore"].backend == "numba" and by_op["lag"].backend == "numba"
+    assert by_op["column"].backend is IBIS
+    assert by_op["zscore"].backend is NUMBA and by_op["lag"].backend is NUMBA
     lt = next(s for s in p.steps if s.op == "lt")
-    assert lt.backend == "ibis"  # VIX.close < 25: both inputs are DuckDB columns
+    assert lt.backend is IBIS  # VIX.close < 25: both inputs are DuckDB columns
     # transfers: CTA.flow into the lag kernel, and the (ibis) comparison into the numba AND
     assert p.transfers == 2
+    cta = next(n.hash for n in g.nodes if n.op == "column" and dict(n.args)["dataset_id"] == "CTA")
+    assert by_op["lag"].transfers == (Transfer(cta, IBIS, NUMBA),)
+    assert by_op["and"].transfers == (Transfer(lt.node, IBIS, NUMBA),)
+    assert [s.op for s in p.steps if s.transfers] == ["lag", "and"]
     a = dsl.check("ES.close > asof(SPX.close)", CAT, frequency=M)
-    assert plan_graph(a).backend_of(next(n.hash for n in a.nodes if n.op == "asof")) == "ibis"
+    assert plan_graph(a).backend_of(next(n.hash for n in a.nodes if n.op == "asof")) is IBIS
     s = dsl.check("bars_since(CTA.flow > 0)", CAT)
-    assert plan_graph(s, prefer="ibis").backend_of(s.hash) == "numba"  # only numba implements it
+    assert plan_graph(s, prefer="ibis").backend_of(s.hash) is NUMBA  # only numba implements it
+
+
+def test_plan_reads_registries_not_names() -> None:
+    """The planner follows the implementations it is given: take mean out of Numba and it moves."""
+    g = dsl.check("mean(CTA.flow, 5) > 0", CAT)
+    mean = next(n.hash for n in g.nodes if n.op == "mean")
+    impl = dict(implementations())
+    assert plan_graph(g, implementations=impl).backend_of(mean) is NUMBA
+    impl[NUMBA] = impl[NUMBA] - {"mean"}
+    impl[IBIS] = impl[IBIS] | {"mean"}
+    p = plan_graph(g, implementations=impl)
+    assert p.backend_of(mean) is IBIS and p.step(mean).reason == "only ibis implements mean"
+    impl[IBIS] = impl[IBIS] - {"mean"}
+    with pytest.raises(ValueError, match="no backend implements 'mean'"):
+        plan_graph(g, implementations=impl)
+
+
+def test_every_operator_has_a_backend_and_registries_are_real() -> None:
+    """Completeness (in the spirit of Ibis's ALL_OPERATIONS check): every non-source operator is
+    implemented somewhere; the Numba column is exactly its KERNELS; sources are nobody's kernel."""
+    import importlib
+
+    from compiler.backends import EVALUATOR_SHAPES, IBIS_REGISTRY_NAMES
+    from compiler.numba_backend import EXCEPTIONS, KERNELS
+
+    impl = implementations()
+    assert impl[NUMBA] == frozenset(KERNELS)
+    declared = set(dsl.OPERATORS)
+    for name, spec in dsl.OPERATORS.items():
+        if spec.shape in EVALUATOR_SHAPES:
+            assert name in EXCEPTIONS  # the evaluator's, with a reason
+        else:
+            assert backends_of(name), f"{name}: no backend implements it"
+    # each backend's registry and its declared exceptions cover every operator, without overlap
+    try:
+        ibis = importlib.import_module("compiler.ibis_backend")
+    except ModuleNotFoundError:
+        ibis = None
+    regs = [(KERNELS, EXCEPTIONS)]
+    if ibis is not None:
+        reg = next(getattr(ibis, n) for n in IBIS_REGISTRY_NAMES if hasattr(ibis, n))
+        regs.append((reg, ibis.EXCEPTIONS))
+        assert impl[IBIS] == frozenset(reg)
+    for reg, exc in regs:
+        assert set(reg) | set(exc) == declared and not set(reg) & set(exc)
+    assert backends_of("hold") == (NUMBA,)
+    assert set(backends_of("mean")) == {IBIS, NUMBA}
+
+
+def test_value_layout_is_one_contract() -> None:
+    from compiler.numba_backend import LAYOUT as NUMBA_LAYOUT
+    from compiler.numba_backend.layout import MISSING
+
+    assert NUMBA_LAYOUT is LAYOUT and MISSING != MISSING  # NaN: the one missing marker in memory
+    assert (LAYOUT.true, LAYOUT.false, LAYOUT.sql_missing) == (1.0, 0.0, "NULL")
 
 
 def test_ibis_stages_nested_windows() -> None:
@@ -66,6 +128,20 @@ def test_cache_key_depends_on_exactly_what_the_node_reads() -> None:
         cache_key(g, {"CTA": "a1"})
 
 
+def test_cache_key_uses_the_canonical_value_form() -> None:
+    """w=20 and w=20.0 are one node (the hash normalises them), so they must be one cache entry too."""
+    g = dsl.check("mean(CTA.flow, $w)", CAT, params={"w": 20})
+    assert dsl.check("mean(CTA.flow, $w)", CAT, params={"w": 20.0}).hash == g.hash
+    v = {"CTA": "a1"}
+    assert cache_key(g, v, params={"w": 20}).digest == cache_key(g, v, params={"w": 20.0}).digest
+    assert cache_key(g, v, params={"w": 20}).digest != cache_key(g, v, params={"w": 21}).digest
+    z = dsl.check("CTA.flow > $z", CAT, params={"z": 1.5})
+    assert cache_key(z, v, params={"z": 1.5}).digest != cache_key(z, v, params={"z": 1.25}).digest
+    # true and 1 stay different values (bool is not normalised to int)
+    b = dsl.check("if(CTA.flow > 0, $t, 0)", CAT, params={"t": 1})
+    assert cache_key(b, v, params={"t": True}).digest != cache_key(b, v, params={"t": 1}).digest
+
+
 def test_compiler_never_imports_runtime() -> None:
     root = Path(__file__).resolve().parents[2] / "compiler"
     for py in root.rglob("*.py"):
@@ -76,3 +152,17 @@ def test_compiler_never_imports_runtime() -> None:
                 else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             )
             assert not any(n == "runtime" or n.startswith("runtime.") for n in names), py
+
+
+def test_one_graph_one_plan_for_every_trial() -> None:
+    """A study checks once with the declared domain and reuses the graph and plan; keys are per binding."""
+    w = dsl.ParamDomain("int", 5, 300)
+    g = dsl.check("zscore(lag(CTA.flow, 1), $w) > 0", CAT, domains={"w": w})
+    bound = dsl.check("zscore(lag(CTA.flow, 1), $w) > 0", CAT, params={"w": 20})
+    assert g.hash == bound.hash
+    assert plan_graph(g).steps == plan_graph(bound).steps
+    v = {"CTA": "a1"}
+    assert cache_key(g, v, params={"w": 20}).digest == cache_key(bound, v).digest
+    assert cache_key(g, v, params={"w": 20}).digest != cache_key(g, v, params={"w": 300}).digest
+    with pytest.raises(KeyError, match=r"\$w"):
+        cache_key(g, v)  # a symbolic value has no cached numbers
