@@ -1,0 +1,322 @@
+"""Ibis/DuckDB translations == the independent reference (tests/compiler/reference.py), operator by operator.
+
+The random series, per-operator cases, comparison floors and the comparison itself are the ones the Numba
+kernels are tested with (imported from test_numba_kernels). Each hypothesis example draws one table and
+runs every translated operator in ONE staged DuckDB query (one column per operator): source NaN goes in
+as float NaN and must be normalised to NULL; NULL comes back as missing; no NaN or ±inf may come back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import sqlglot
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+from sqlglot import exp
+
+from compiler.ibis_backend import (
+    EXCEPTIONS,
+    TRANSLATIONS,
+    WINDOWED,
+    Step,
+    normalize_sources,
+    stage,
+    stages_of,
+    to_sql,
+)
+from dsl import OPERATORS
+from tests.compiler.reference import REFERENCE
+from tests.compiler.test_numba_kernels import (
+    CASES,
+    EXTREMES,
+    REGIMES,
+    SETTINGS,
+    assert_matches,
+    floor_of,
+    make_bool,
+    make_series,
+)
+
+OPS = sorted(set(CASES) & set(TRANSLATIONS))
+# one staged DuckDB query per example (every operator at once); no shrinking: each shrink step is a
+# full query, and the failure message already names every failing operator with its first bad rows
+IBIS_SETTINGS = settings(SETTINGS, max_examples=30, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
+@pytest.fixture(scope="module")
+def con() -> Any:
+    return ibis.duckdb.connect()
+
+
+def _table(cols: dict[str, np.ndarray], rows: int) -> Any:
+    """An in-memory table ordered by `_row`; float columns keep NaN (the normaliser's job), true/false
+    columns are arrow booleans with NULL."""
+    arrays: dict[str, pa.Array] = {"_row": pa.array(np.arange(rows, dtype=np.int64))}
+    for name, v in cols.items():
+        if name.startswith("b_"):
+            arrays[name] = pa.array([None if math.isnan(u) else bool(u) for u in v], type=pa.bool_())
+        else:
+            arrays[name] = pa.array(v, type=pa.float64())  # NaN stays NaN here, on purpose
+    return ibis.memtable(pa.table(arrays))
+
+
+def _run(con: Any, cols: dict[str, np.ndarray], rows: int, steps: list[Step]) -> dict[str, np.ndarray]:
+    """Stage `steps` over the table, execute once, return each step as float64 (NULL = NaN, bool 1/0)."""
+    t = _table(cols, rows)
+    t = normalize_sources(t, [c for c in cols if not c.startswith("b_")])
+    staged = stage(t, steps)
+    res = con.to_pyarrow(staged)
+    assert res.column("_row").to_pylist() == list(range(rows)), "rows came back out of grid order"
+    out = {}
+    for s in steps:
+        col = res.column(s.name)
+        if pa.types.is_floating(col.type):
+            assert not pc.any(pc.is_nan(col)).as_py(), f"{s.op}: NaN (not NULL) in the output"
+            assert not pc.any(pc.is_inf(col)).as_py(), f"{s.op}: ±inf in the output"
+        out[s.name] = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return out
+
+
+def _draw_case(data: st.DataObject, op: str, rng: np.random.Generator, rows: int, missing: str):
+    """Operands (by the Case's kinds, as in test_numba_kernels.draw_operands) and options for one op."""
+    case = CASES[op]
+    cols: dict[str, np.ndarray] = {}
+    inputs: list[Any] = []
+    full: list[np.ndarray] = []
+    for j, kind in enumerate(case.operands):
+        if kind == "bool":
+            name, v = f"b_{op}_{j}", make_bool(rng, rows, missing)
+        elif kind == "expo":
+            v = rng.choice([-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 1.5, -0.5, 400.0], size=rows)
+            v[rng.random(rows) < 0.1] = np.nan
+            name = f"x_{op}_{j}"
+        elif kind == "num|scalar" and data.draw(st.booleans(), label=f"{op} scalar"):
+            s = data.draw(st.sampled_from([0.0, 1.0, -2.5, 1e8, math.nan]), label=f"{op} scalar value")
+            inputs.append(s)
+            full.append(np.full(rows, s))
+            continue
+        else:
+            regime = data.draw(st.sampled_from(REGIMES), label=f"{op} regime")
+            name, v = f"x_{op}_{j}", make_series(rng, rows, regime, missing)
+        cols[name] = v
+        inputs.append(name)
+        full.append(v)
+    return cols, Step(f"out_{op}", op, tuple(inputs), case.options(data)), full
+
+
+@IBIS_SETTINGS
+@given(data=st.data())
+def test_every_translation_equals_reference(con: Any, data: st.DataObject) -> None:
+    rows = data.draw(st.integers(0, 70), label="rows")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    missing = data.draw(st.sampled_from(["none", "runs", "sparse", "all"]), label="missing")
+    cols: dict[str, np.ndarray] = {}
+    steps, operands = [], {}
+    for op in OPS:
+        c, step, full = _draw_case(data, op, rng, rows, missing)
+        cols |= c
+        steps.append(step)
+        operands[op] = full
+    got = _run(con, cols, rows, steps)
+    failures = []
+    for op, step in zip(OPS, steps, strict=True):
+        case, opts = CASES[op], dict(step.options)
+        full = operands[op]
+        ref = np.array(
+            REFERENCE[op](*(list(map(float, o)) for o in full), **case.to_reference(opts)), dtype=float
+        )
+        ref = ref.reshape(rows)
+        try:
+            assert_matches(op, got[step.name], ref, case.exact, floor_of(op, full, opts, ref))
+        except AssertionError as e:
+            failures.append(f"{op}{opts} inputs={step.inputs}: {e}")
+    assert not failures, f"rows={rows} missing={missing}\n" + "\n".join(failures)
+
+
+# -- completeness, staging and SQL structure ------------------------------------------------------------------------
+
+
+def test_every_operator_has_a_translation_or_a_documented_exception() -> None:
+    declared = set(OPERATORS)
+    assert set(TRANSLATIONS) | set(EXCEPTIONS) == declared, sorted(
+        declared - set(TRANSLATIONS) - set(EXCEPTIONS)
+    )
+    assert not set(TRANSLATIONS) & set(EXCEPTIONS)
+    assert all(len(why) > 20 for why in EXCEPTIONS.values())
+    assert set(EXCEPTIONS) == {"column", "const", "param", "ema", "bars_since", "hold", "asof", "to_daily"}
+    assert set(OPS) == set(TRANSLATIONS)  # every translation is property-tested above
+    assert set(TRANSLATIONS) >= WINDOWED and {"lag", "mean", "zscore", "rank"} <= WINDOWED
+
+
+def _ctes(sql: str) -> list[exp.CTE]:
+    return list(sqlglot.parse_one(sql, read="duckdb").find_all(exp.CTE))
+
+
+def test_zscore_of_lag_is_staged_and_guarded() -> None:
+    """zscore(lag(x, 1), 60): lag materialised in its own stage before any window reads it; the
+    strict-window guard COUNT(...) OVER (... 59 PRECEDING ...) = 60 is in the SQL; no window nests."""
+    t = normalize_sources(ibis.table({"_row": "int64", "x": "float64"}, name="bars"), ["x"])
+    staged = stage(t, [Step("l", "lag", ("x",), {"k": 1}), Step("z", "zscore", ("l",), {"n": 60})])
+    sql = to_sql(staged)
+    ctes = _ctes(sql)
+    # CTEs: the normalised source, lag, deviations from K, prefix/suffix sums + count, window sums;
+    # then the final SELECT with zscore's formula (stages_of counts every SELECT)
+    assert len(ctes) == 5 and stages_of(staged) == 6
+    lag_cte = next(i for i, c in enumerate(ctes) if "LAG(" in c.sql(dialect="duckdb").upper())
+    first_count = next(i for i, c in enumerate(ctes) if "COUNT(" in c.sql(dialect="duckdb").upper())
+    assert lag_cte < first_count  # lag is a column before the windows over it
+    assert "ROWS BETWEEN 59 PRECEDING AND CURRENT ROW) = 60" in sql.upper().replace("\n", " ").replace(
+        "  ", " "
+    )
+    for w in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Window):
+        inner = [x for x in w.this.find_all(exp.Window) if x is not w]
+        assert not inner, f"nested window function: {w.sql()}"
+    assert "stddev_samp" not in sql.lower() and "var_samp" not in sql.lower()  # the stable block form
+
+
+def test_nested_window_expression_runs_on_duckdb(con: Any) -> None:
+    """mean(zscore(lag(x, 1), 5), 3) compiles to valid SQL and equals the reference, composed."""
+    rng = np.random.default_rng(42)
+    x = 100 + np.cumsum(rng.normal(size=200))
+    x[[17, 90, 91]] = np.nan
+    steps = [
+        Step("l", "lag", ("x",), {"k": 1}),
+        Step("z", "zscore", ("l",), {"n": 5}),
+        Step("m", "mean", ("z",), {"n": 3}),
+        Step("g", "gt", ("m", 0.0)),
+        Step("d", "diff", ("m",), {"n": 2}),
+    ]
+    got = _run(con, {"x": x}, len(x), steps)
+    lagged = REFERENCE["lag"](list(x), 1)
+    z = REFERENCE["zscore"](lagged, 5)
+    m = np.array(REFERENCE["mean"](z, 3))
+    assert np.isfinite(m).sum() > 150
+    assert_matches("mean", got["m"], m, False, np.ones(len(x)))
+    assert_matches("gt", got["g"], np.array(REFERENCE["gt"](list(m), [0.0] * len(x))), True, np.zeros(len(x)))
+    assert_matches("diff", got["d"], np.array(REFERENCE["diff"](list(m), 2)), False, np.ones(len(x)))
+
+
+def test_elementwise_chains_add_no_stage() -> None:
+    t = ibis.table({"_row": "int64", "x": "float64", "y": "float64"}, name="t")
+    chain = stage(
+        t, [Step("a", "add", ("x", "y")), Step("b", "mul", ("a", 2.0)), Step("c", "gt", ("b", "x"))]
+    )
+    assert stages_of(chain) == 1  # the source and one projection (no CTE per elementwise step)
+
+
+def test_kleene_logic_is_sql_logic(con: Any) -> None:
+    """The full 3x3 truth tables (SQL AND / OR / NOT are Kleene: checked, not assumed)."""
+    n = float("nan")
+    a = np.array([1, 1, 1, 0, 0, 0, n, n, n], dtype=float)
+    b = np.array([1, 0, n, 1, 0, n, 1, 0, n], dtype=float)
+    got = _run(
+        con,
+        {"b_a": a, "b_b": b},
+        9,
+        [Step("and", "and", ("b_a", "b_b")), Step("or", "or", ("b_a", "b_b")), Step("not", "not", ("b_a",))],
+    )
+    np.testing.assert_array_equal(got["and"], [1, 0, n, 0, 0, 0, n, 0, n])
+    np.testing.assert_array_equal(got["or"], [1, 1, 1, 1, 0, n, 1, n, n])
+    np.testing.assert_array_equal(got["not"], [0, 0, 0, 1, 1, 1, n, n, n])
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_no_nan_or_inf_on_extreme_values(con: Any, op: str) -> None:
+    """1e300², e^710, 10^400, 1e300 / 1e-300, ln 0, sqrt(−1): NULL, never ±inf or NaN."""
+    case = CASES[op]
+    rng = np.random.default_rng(1)
+    cols, inputs = {}, []
+    for j, kind in enumerate(case.operands):
+        if kind == "bool":
+            cols[f"b_{j}"] = make_bool(rng, 12, "runs")
+            inputs.append(f"b_{j}")
+        elif kind == "expo":
+            cols[f"x_{j}"] = rng.choice([-1.0, 0.5, 400.0, -400.0], 12)
+            inputs.append(f"x_{j}")
+        else:
+            cols[f"x_{j}"] = rng.permutation(EXTREMES)
+            inputs.append(f"x_{j}")
+    opts = {"n": 3} if "n" in {a.name for a in OPERATORS[op].args} else {}
+    opts |= {
+        "quantile": {"q": 0.3},
+        "winsorize": {"k": 2.0},
+        "realized_vol": {"periods_per_year": 252.0},
+        "availability": {"lag": 1, "mode": "set"},
+    }.get(op, {})
+    _run(con, cols, 12, [Step("out", op, tuple(inputs), opts)])  # _run asserts no NaN / inf
+
+
+def test_source_nan_and_inf_become_null(con: Any) -> None:
+    got = _run(
+        con, {"x": np.array([1.0, np.nan, np.inf, -np.inf, 2.0])}, 5, [Step("m", "is_missing", ("x",))]
+    )
+    np.testing.assert_array_equal(got["m"], [0, 1, 1, 1, 0])
+
+
+def test_unbounded_ffill_and_a_short_history(con: Any) -> None:
+    n = np.nan
+    x = np.array([n, 1.0, n, n, n, n, 5.0, n])
+    got = _run(con, {"x": x}, 8, [Step("f", "ffill", ("x",)), Step("m", "mean", ("x",), {"n": 100})])
+    np.testing.assert_array_equal(got["f"], [n, 1, 1, 1, 1, 1, 5, 5])
+    np.testing.assert_array_equal(got["f"], REFERENCE["ffill"](list(x)))
+    assert np.isnan(got["m"]).all()  # a window longer than the data is missing everywhere
+
+
+def test_partitioned_windows_restart_per_group(con: Any) -> None:
+    """Partitioned by a session column, windows (and the block sums) never cross a partition."""
+    rng = np.random.default_rng(9)
+    x = 1e8 + 1e-3 * rng.normal(size=90)
+    t = ibis.memtable(pa.table({"_row": np.arange(90), "g": np.repeat([0, 1, 2], 30), "x": x}))
+    steps = [
+        Step("z", "zscore", ("x",), {"n": 7}),
+        Step("s", "std", ("x",), {"n": 7}),
+        Step("l", "lag", ("x",)),
+    ]
+    res = con.to_pyarrow(stage(t, steps, group_by=("g",))).to_pandas().sort_values("_row")
+    for g in range(3):
+        part = list(x[30 * g : 30 * g + 30])
+        sel = res["g"] == g
+        for name, op, opts in (("z", "zscore", {"n": 7}), ("s", "std", {"n": 7}), ("l", "lag", {})):
+            ref = np.array(REFERENCE[op](part, **opts))
+            assert_matches(op, res.loc[sel, name].to_numpy(dtype=float), ref, op == "lag", np.ones(30))
+
+
+def test_stage_refuses_bad_steps() -> None:
+    t = ibis.table({"_row": "int64", "x": "float64"}, name="t")
+    with pytest.raises(KeyError, match="no Ibis translation"):
+        stage(t, [Step("e", "ema", ("x",), {"span": 3})])
+    with pytest.raises(KeyError, match="unknown input"):
+        stage(t, [Step("m", "mean", ("y",), {"n": 3})])
+    with pytest.raises(TypeError, match="no option"):
+        stage(t, [Step("m", "mean", ("x",), {"n": 3, "k": 2})])
+    with pytest.raises(ValueError, match="already"):
+        stage(t, [Step("x", "neg", ("x",))])
+
+
+def test_ibis_backend_imports_only_dsl_ibis_and_stdlib() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "compiler" / "ibis_backend"
+    allowed = {"dsl", "compiler", "ibis", "sqlglot", "__future__"} | set(sys.stdlib_module_names)
+    for py in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(py.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{py.name} imports {name}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("compiler."):
+                assert node.module.startswith("compiler.ibis_backend"), f"{py.name} imports {node.module}"
