@@ -134,6 +134,47 @@ class ColumnDef:
         return f"{self.dataset_id}.{self.column}"
 
 
+@dataclass(frozen=True, slots=True)
+class MissingPolicy:
+    """What a feature does with missing values: keep them, fill forward (at most `limit` rows), or zero."""
+
+    mode: str = "keep"  # keep | ffill | zero
+    limit: int | None = None  # ffill look-back in rows; None = unlimited (stateful)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("keep", "ffill", "zero"):
+            raise ValueError(f"missing policy must be keep, ffill or zero, not {self.mode!r}")
+        if self.limit is not None and (
+            self.mode != "ffill" or isinstance(self.limit, bool) or self.limit < 1
+        ):
+            raise ValueError(f"a look-back limit needs mode ffill and N >= 1, got {self.mode}:{self.limit}")
+
+    def __str__(self) -> str:
+        return f"ffill:{self.limit}" if self.limit is not None else self.mode
+
+
+@dataclass(frozen=True, slots=True)
+class Winsorize:
+    """Clip to the trailing mean ± k standard deviations over n rows (the workbook's `N:k`)."""
+
+    n: int
+    k: float
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.k:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Normalize:
+    """Trailing normalisation over n rows: zscore or rank (the workbook's `zscore:N` / `rank:N`)."""
+
+    method: str  # zscore | rank
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.method}:{self.n}"
+
+
 @dataclass(frozen=True)
 class FeatureDef:
     """A named expression: a FEATURE_LIBRARY, ENGINEERED_FEATURES or GATES row."""
@@ -147,9 +188,9 @@ class FeatureDef:
     lag_days: int = 0
     availability_lag_override: int | None = None
     availability_origin: Origin | None = None
-    missing_policy: str = "keep"
-    winsorize: str | None = None
-    normalize: str | None = None
+    missing_policy: MissingPolicy = MissingPolicy()
+    winsorize: Winsorize | None = None
+    normalize: Normalize | None = None
     declared_inputs: tuple[str, ...] | None = None
     enabled: bool = True
 
@@ -399,13 +440,26 @@ class ArgSpec:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A named rule an operator declares: `id` and `doc` go into the operator table, the checker calls it
+    (result kind, grid, availability, argument resolution, cross-argument checks; see dsl.rules)."""
+
+    id: str
+    doc: str
+    fn: Callable[..., Any] = field(compare=False, repr=False)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+@dataclass(frozen=True)
 class OpSpec:
     """One operator declaration: signature, typing, warm-up, availability and documented semantics."""
 
     name: str
     category: str
     args: tuple[ArgSpec, ...]
-    result: str  # result-kind rule id (see ops.RESULT_RULES)
+    result: Rule  # result kind from the operands (dsl.rules)
     semantics: str
     aliases: tuple[str, ...] = ()
     symbol: str | None = None  # infix/prefix spelling for operators
@@ -418,8 +472,12 @@ class OpSpec:
         | None
     ) = None
     warmup_rule: str = "max of the children"
-    availability: str = "pass"  # pass | lag | asof | to_daily | leaf | set | floor | none
+    availability: Rule | None = None  # None: the children's debts pass through (max per source)
     availability_rule: str = "max over the children"
+    frequency: Rule | None = None  # None: the operands' common grid (dsl.rules.COMMON_GRID)
+    resolve: Rule | None = None  # (ctx, grid) -> the literal args the node stores (e.g. realized_vol's P)
+    validate: Rule | None = None  # (ctx) -> None or a DslError across arguments (e.g. clip's lo <= hi)
+    label: Callable[[Mapping[str, Any]], str] | None = None  # node label from its args (default: name args)
     version: int = 1
     shape: Shape = Shape.ELEMENTWISE  # evaluation shape; which backends implement it is theirs to say
     stateful: bool = False

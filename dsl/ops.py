@@ -13,6 +13,27 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dsl.contracts import REQUIRED, ArgRole, ArgSpec, Frequency, OpSpec, Shape
+from dsl.rules import (
+    ASOF_SHIFT,
+    BOOL,
+    BOOLEAN,
+    CONST,
+    DAILY_TO_MINUTE,
+    FLOAT,
+    LEAF,
+    LIKE_X,
+    MINUTE_TO_DAILY,
+    NUMERIC,
+    ORDERED_BOUNDS,
+    PARAM,
+    PAY_LAG,
+    REALIZED_VOL_SCALE,
+    SAME_AS_X,
+    SAME_TYPE_BOOLEAN,
+    SESSION_CLOSE,
+    TO_DAILY,
+    like_value,
+)
 
 # Shorthands for declarations ------------------------------------------------------------------------------
 R = ArgRole
@@ -93,20 +114,6 @@ def _to_daily_needs(args: Mapping[str, Any], freq: Frequency, children: Rows) ->
 ROLLING_WARMUP = "w(x) + n − 1"
 STRICT = " Strict window: missing unless all n rows are present."
 
-# Result-kind rules (ids used in OpSpec.result) -----------------------------------------------------------
-RESULT_RULES: dict[str, str] = {
-    "numeric": "float series if any operand is a series, else float scalar",
-    "boolean": "bool series if any operand is a series, else bool scalar",
-    "float": "float series",
-    "bool": "bool series",
-    "like_x": "same kind as x (float or bool series)",
-    "like_value": "kind of the value operands (float or bool; series if any operand is a series)",
-    "to_daily": "float series for sum/mean, else the kind of x",
-    "leaf": "the column's kind (catalog)",
-    "const": "int, float or bool scalar",
-    "param": "the bound value's kind (int, float or bool scalar)",
-}
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Declarations
@@ -118,7 +125,7 @@ def _binary_arith(name: str, symbol: str, semantics: str) -> OpSpec:
         name,
         "arithmetic",
         (_a("a", R.NUM), _a("b", R.NUM)),
-        "numeric",
+        NUMERIC,
         semantics,
         symbol=symbol,
         callable=False,
@@ -130,7 +137,7 @@ def _compare(name: str, symbol: str, semantics: str, role: ArgRole = R.NUM) -> O
         name,
         "comparison",
         (_a("a", role), _a("b", role)),
-        "boolean",
+        BOOLEAN if role is not R.ANY else SAME_TYPE_BOOLEAN,
         semantics + " Missing if either side is missing.",
         symbol=symbol,
         callable=False,
@@ -138,7 +145,7 @@ def _compare(name: str, symbol: str, semantics: str, role: ArgRole = R.NUM) -> O
 
 
 def _unary_math(name: str, semantics: str) -> OpSpec:
-    return OpSpec(name, "elementwise", (X_NUM,), "numeric", semantics)
+    return OpSpec(name, "elementwise", (X_NUM,), NUMERIC, semantics)
 
 
 def _roll(
@@ -152,7 +159,7 @@ def _roll(
         name,
         "rolling",
         (X_SERIES, _window(minimum), *extra),
-        "float",
+        FLOAT,
         semantics + STRICT,
         aliases=aliases,
         history=_rolling,
@@ -167,14 +174,13 @@ _SPECS: tuple[OpSpec, ...] = (
         "column",
         "leaf",
         (),
-        "leaf",
+        LEAF,
         "A dataset column on its grid, identified by dataset_id and column (aliases hash equal). Sources "
         "normalise float NaN to missing, so NaN never reaches SQL.",
         callable=False,
         user=False,
         shape=S.SOURCE,
         needs=_leaf_needs,
-        availability="leaf",
         availability_rule="the column's availability_lag (DATASETS default_availability_lag_days)",
         warmup_rule="1",
     ),
@@ -182,13 +188,12 @@ _SPECS: tuple[OpSpec, ...] = (
         "const",
         "leaf",
         (),
-        "const",
+        CONST,
         "A literal number or true/false. Int-valued numbers are normalised (60, 60.0, 6e1 are equal); "
         "`-` applied to a literal is folded into it.",
         callable=False,
         user=False,
         shape=S.SOURCE,
-        availability="none",
         availability_rule="0 (no source)",
         warmup_rule="0",
     ),
@@ -196,13 +201,12 @@ _SPECS: tuple[OpSpec, ...] = (
         "param",
         "leaf",
         (),
-        "param",
+        PARAM,
         "A top-level $parameter used as a value, bound per run (Optuna, params_json). Hashed by name; "
         "the cache key adds the bound value. A feature's own params are substituted by value instead.",
         callable=False,
         user=False,
         shape=S.SOURCE,
-        availability="none",
         availability_rule="0 (no source)",
         warmup_rule="0",
     ),
@@ -210,10 +214,11 @@ _SPECS: tuple[OpSpec, ...] = (
         "feature",
         "leaf",
         (_a("x", R.ANY),),
-        "like_x",
+        SAME_AS_X,
         "A named feature / engineered feature / gate: the value of its composed definition "
         "transform → lag(lag_days) → missing policy → winsorize → normalize. Pass-through; it exists so "
         "the feature has its own node, hash and cache entry.",
+        label=lambda args: f"{args['role']} {args['name']}",
         callable=False,
         user=False,
     ),
@@ -221,13 +226,12 @@ _SPECS: tuple[OpSpec, ...] = (
         "availability",
         "leaf",
         (_a("x", R.ANY_SERIES), _a("lag", R.LAG), _a("mode", R.CHOICE, choices=("set", "floor"))),
-        "like_x",
+        LIKE_X,
         "Pass-through value that declares availability. mode=set (FEATURE_LIBRARY availability_lag_days) "
         "replaces the availability of every source below it; mode=floor (ENGINEERED_FEATURES "
         "availability_lag_days) raises each source's owed lag to at least `lag`.",
         callable=False,
         user=False,
-        availability="set",
         availability_rule="set: every source owes `lag`; floor: max(owed, lag)",
     ),
     # -- arithmetic --------------------------------------------------------------------------------------
@@ -245,7 +249,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "neg",
         "arithmetic",
         (_a("a", R.NUM),),
-        "numeric",
+        NUMERIC,
         "−a. Missing if a is missing.",
         symbol="-",
         callable=False,
@@ -267,7 +271,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "and",
         "logic",
         (_a("a", R.BOOL), _a("b", R.BOOL)),
-        "boolean",
+        BOOLEAN,
         "Kleene AND: false if either side is false (even when the other is missing); true if both are "
         "true; otherwise missing.",
         symbol="AND",
@@ -277,7 +281,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "or",
         "logic",
         (_a("a", R.BOOL), _a("b", R.BOOL)),
-        "boolean",
+        BOOLEAN,
         "Kleene OR: true if either side is true (even when the other is missing); false if both are "
         "false; otherwise missing.",
         symbol="OR",
@@ -287,7 +291,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "not",
         "logic",
         (_a("a", R.BOOL),),
-        "boolean",
+        BOOLEAN,
         "NOT true = false, NOT false = true, NOT missing = missing.",
         symbol="NOT",
         callable=False,
@@ -303,14 +307,14 @@ _SPECS: tuple[OpSpec, ...] = (
         "signed_pow",
         "elementwise",
         (X_NUM, _a("a", R.NUM)),
-        "numeric",
+        NUMERIC,
         "sign(x) × |x|^a (keeps the sign, e.g. signed_pow(x, 0.5)); missing when not finite (0^negative).",
     ),
     OpSpec(
         "min",
         "elementwise",
         (_a("a", R.NUM), _a("b", R.NUM)),
-        "numeric",
+        NUMERIC,
         "The smaller of two values, row by row; missing if either is missing. Always elementwise: "
         "min(x, 20) is the smaller of x and 20, not a rolling minimum (use ts_min(x, n)).",
     ),
@@ -318,7 +322,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "max",
         "elementwise",
         (_a("a", R.NUM), _a("b", R.NUM)),
-        "numeric",
+        NUMERIC,
         "The larger of two values, row by row; missing if either is missing. Always elementwise: "
         "max(x, 0) floors x at 0; the rolling maximum is ts_max(x, n).",
     ),
@@ -326,14 +330,15 @@ _SPECS: tuple[OpSpec, ...] = (
         "clip",
         "elementwise",
         (X_NUM, _a("lo", R.NUM), _a("hi", R.NUM)),
-        "numeric",
+        NUMERIC,
         "min(max(x, lo), hi); missing if any argument is missing or lo > hi on that row.",
+        validate=ORDERED_BOUNDS,
     ),
     OpSpec(
         "if",
         "elementwise",
         (_a("cond", R.BOOL), _a("then", R.ANY), _a("else", R.ANY)),
-        "like_value",
+        like_value("then", "else"),
         "`then` where cond is true, `else` where cond is false, missing where cond is missing. then/else "
         "must both be numbers or both true/false.",
         aliases=("where",),
@@ -342,14 +347,14 @@ _SPECS: tuple[OpSpec, ...] = (
         "is_missing",
         "missing data",
         (X_ANY_SERIES,),
-        "bool",
+        BOOL,
         "true where x is missing, false elsewhere; never missing itself.",
     ),
     OpSpec(
         "fill",
         "missing data",
         (_a("x", R.ANY), _a("value", R.ANY)),
-        "like_value",
+        like_value("x", "value"),
         "x where present, otherwise `value` (a number/true/false or another series, same kind as x). "
         "fill(signal, false) turns a three-valued condition into a two-valued one.",
     ),
@@ -357,7 +362,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "ffill",
         "missing data",
         (X_ANY_SERIES, _window(1, default=None)),
-        "like_x",
+        LIKE_X,
         "x if present, otherwise the most recent present value at most n rows back; missing if there is "
         "none. Without n the look-back is unlimited, which depends on all history (stateful).",
         history=_ffill_history,
@@ -369,21 +374,21 @@ _SPECS: tuple[OpSpec, ...] = (
         "lag",
         "time series",
         (X_ANY_SERIES, _a("k", R.LAG, 1, doc="rows back, ≥ 0")),
-        "like_x",
+        LIKE_X,
         "The value k rows earlier on the series' own grid (lag(x, 0) = x); missing for the first k rows. "
         "Negative k (a lead) is rejected: decisions cannot look into the future.",
         aliases=("delay",),
         history=_lagged("k"),
         warmup_rule="w(x) + k",
         shape=S.WINDOW,
-        availability="lag",
+        availability=PAY_LAG,
         availability_rule="each source: max(owed − k, 0) (the only operator that pays lag)",
     ),
     OpSpec(
         "diff",
         "time series",
         (X_SERIES, _window(1, default=1)),
-        "float",
+        FLOAT,
         "x − lag(x, n).",
         aliases=("delta",),
         history=_lagged("n"),
@@ -394,7 +399,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "pct_change",
         "time series",
         (X_SERIES, _window(1, default=1)),
-        "float",
+        FLOAT,
         "x / lag(x, n) − 1; missing when lag(x, n) = 0.",
         history=_lagged("n"),
         warmup_rule="w(x) + n",
@@ -449,7 +454,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "count",
         "rolling",
         (X_ANY_SERIES, _window(1)),
-        "float",
+        FLOAT,
         "Number of present values among the last n rows (0..n). Never missing once n rows exist.",
         aliases=("ts_count",),
         history=_rolling,
@@ -460,7 +465,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "corr",
         "rolling",
         (_a("x", R.NUM_SERIES), _a("y", R.NUM_SERIES), _window(2)),
-        "float",
+        FLOAT,
         "Pearson correlation of x and y over the last n rows. Pairwise strict: missing unless x and y are "
         "both present on all n rows; missing if either window is constant.",
         aliases=("ts_corr",),
@@ -472,7 +477,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "cov",
         "rolling",
         (_a("x", R.NUM_SERIES), _a("y", R.NUM_SERIES), _window(2)),
-        "float",
+        FLOAT,
         "Sample covariance (ddof = 1) of x and y over the last n rows; missing unless both are present on "
         "all n rows.",
         aliases=("ts_cov",),
@@ -489,10 +494,11 @@ _SPECS: tuple[OpSpec, ...] = (
             _a("annualize", R.FLAG, True),
             _a("periods_per_year", R.REAL, None, keyword_only=True, minimum=1.0),
         ),
-        "float",
+        FLOAT,
         "std(returns, n) (ddof = 1) × √P. P = periods_per_year when given; otherwise 252 on a daily grid "
         "and 98,280 (= 252 × 390 RTH one-minute bars) on a 1m grid (pass periods_per_year=347760 for "
         "FULL-session bars); annualize=false gives P = 1." + STRICT,
+        resolve=REALIZED_VOL_SCALE,
         history=_rolling,
         warmup_rule=ROLLING_WARMUP,
         shape=S.WINDOW,
@@ -509,7 +515,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "ema",
         "rolling",
         (X_SERIES, _a("span", R.WINDOW, minimum=1)),
-        "float",
+        FLOAT,
         "Exponential moving average, α = 2 / (span + 1), adjust=False. Seeded at the span-th present value "
         "with the mean of the first span present values; then e = α·x + (1 − α)·e_prev on every present x. "
         "A missing x gives a missing output and leaves the state unchanged. Missing before the seed.",
@@ -523,7 +529,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "cross_above",
         "events",
         (_a("a", R.NUM_SERIES), _a("b", R.NUM)),
-        "bool",
+        BOOL,
         "true when a > b on this row and a ≤ b on the previous row, else false; missing if any of the "
         "four values is missing.",
         history=_one,
@@ -534,7 +540,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "cross_below",
         "events",
         (_a("a", R.NUM_SERIES), _a("b", R.NUM)),
-        "bool",
+        BOOL,
         "true when a < b on this row and a ≥ b on the previous row, else false; missing if any of the "
         "four values is missing.",
         history=_one,
@@ -545,7 +551,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "bars_since",
         "events",
         (_a("cond", R.BOOL_SERIES),),
-        "float",
+        FLOAT,
         "0 on a row where cond is true, otherwise 1 + the previous value; missing before the first true. "
         "A missing cond counts as false (no event).",
         aliases=("days_since",),
@@ -558,7 +564,7 @@ _SPECS: tuple[OpSpec, ...] = (
         "hold",
         "events",
         (_a("entry", R.BOOL_SERIES), _a("value", R.ANY), _a("exit", R.BOOL_SERIES)),
-        "like_value",
+        like_value("value"),
         "exit true → missing (flat); else entry true → value; else the previous output (missing at the "
         "start). Missing entry/exit count as false. (WorldQuant trade_when.)",
         aliases=("trade_when",),
@@ -572,13 +578,14 @@ _SPECS: tuple[OpSpec, ...] = (
         "asof",
         "alignment",
         (_a("x", R.ANY_SERIES),),
-        "like_x",
+        LIKE_X,
         "Daily → 1m. On every minute bar of the session with trade date D, the value of the daily row s "
         "sessions before D, where s = max(availability of x, 1) (recorded as the node's `sessions` arg); "
         "never the row stamped D itself. Missing where that row is missing.",
         warmup_rule="1 bar; daily history w(x) + s",
         needs=_asof_needs,
-        availability="asof",
+        availability=ASOF_SHIFT,
+        frequency=DAILY_TO_MINUTE,
         availability_rule="0 on the 1m grid (the s-session shift pays the daily lag)",
         shape=S.ALIGN,
     ),
@@ -589,13 +596,14 @@ _SPECS: tuple[OpSpec, ...] = (
             _a("x", R.ANY_SERIES),
             _a("how", R.CHOICE, "last", choices=("last", "first", "sum", "mean", "max", "min")),
         ),
-        "to_daily",
+        TO_DAILY,
         "1m → daily: one value per trade date from the present values of that session's bars: last, "
         "first, sum, mean, max or min (max/min of true/false are any/all; sum/mean need numbers). Missing "
         "for a session without present values.",
         warmup_rule="1 session; 1m history w(x) − 1 bars before it",
         needs=_to_daily_needs,
-        availability="to_daily",
+        availability=SESSION_CLOSE,
+        frequency=MINUTE_TO_DAILY,
         availability_rule="1 for every source (a session's value is known at its close)",
         shape=S.ALIGN,
     ),
@@ -717,7 +725,7 @@ def render_operator_table(backends: Callable[[OpSpec], str] | None = None) -> st
             warm = s.warmup_rule + (" (stateful)" if s.stateful else "")
             impl = backends(s) if backends is not None else "(from compiler registries)"
             lines.append(
-                f"| {sig} | {aliases} | {_md(args)} | {_md(RESULT_RULES[s.result])} | {_md(warm)} "
+                f"| {sig} | {aliases} | {_md(args)} | {_md(s.result.doc)} | {_md(warm)} "
                 f"| {_md(s.availability_rule)} | {_md(s.semantics)} | {s.shape.value} | {s.version} "
                 f"| {_md(impl)} |"
             )

@@ -21,6 +21,7 @@ from typing import Any
 from runtime.config.columns import check_source_columns, explain_column, source_columns
 from runtime.config.names import cell_of as _cell_of
 from runtime.config.names import get
+from runtime.config.policies import parse_missing_policy, parse_normalize, parse_winsorize
 from runtime.config.schema import BY_NAME
 from runtime.contracts import CellError
 
@@ -219,6 +220,15 @@ def feature_floor(
     return best
 
 
+def _parsed(parse: Any, value: Any, default: Any) -> Any:
+    """A policy cell parsed into its typed DSL value; a bad cell is validate's error (its cell, its fix),
+    and the catalog keeps the default so that one mistake is not reported again at every use."""
+    try:
+        return parse(value)
+    except ValueError:
+        return default
+
+
 def _feature_defs(sheets: Sheets) -> dict[str, Any]:
     import dsl
 
@@ -233,18 +243,19 @@ def _feature_defs(sheets: Sheets) -> dict[str, Any]:
                     kw["availability_lag_override"] = avail
                     kw["availability_origin"] = origin(sheet, r, "availability_lag_days")
             if sheet == "FEATURE_LIBRARY":
-                norm = get(r, "normalize")
                 kw |= {
                     "input_column": f"{get(r, 'dataset_id')}.{get(r, 'input_col')}",
-                    "winsorize": get(r, "winsorize"),
-                    "normalize": None if norm in (None, "none") else norm,
+                    "winsorize": _parsed(parse_winsorize, get(r, "winsorize"), None),
+                    "normalize": _parsed(parse_normalize, get(r, "normalize"), None),
                 }
             if sheet == "ENGINEERED_FEATURES":
                 kw["declared_inputs"] = tuple(get(r, "input_feature_ids") or ())
             if "lag_days" in cols:
                 kw["lag_days"] = int(get(r, "lag_days") or 0)
             if "missing_policy" in cols:
-                kw["missing_policy"] = get(r, "missing_policy") or "keep"
+                kw["missing_policy"] = _parsed(
+                    parse_missing_policy, get(r, "missing_policy"), dsl.MissingPolicy()
+                )
             feats[fid] = dsl.FeatureDef(
                 name=fid,
                 role=role,

@@ -14,6 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config.names import py_name, rownum
+from runtime.config.policies import (
+    MISSING_POLICY_FIX,
+    NORMALIZE_FIX,
+    WINSORIZE_FIX,
+    parse_missing_policy,
+    parse_normalize,
+    parse_winsorize,
+)
 from runtime.config.reader import RawWorkbook, cell_name, check_structure, coerce_rows
 from runtime.config.schema import BY_NAME, NAMESPACE_SHEETS, SHEETS, Col
 from runtime.contracts import CellError
@@ -21,9 +29,6 @@ from runtime.storage.paths import PATH_COLUMNS, foreign_path_reason, resolve_pat
 
 Rows = dict[str, list[dict[str, Any]]]
 DSL_KEYWORDS = {"and", "or", "not", "true", "false", "x"}
-_POLICY = re.compile(r"^(keep|zero|ffill(:[1-9]\d*)?)$")
-_WINSOR = re.compile(r"^([1-9]\d*):(\d+(\.\d+)?)$")
-_NORMALIZE = re.compile(r"^(none|zscore:[1-9]\d*|rank:[1-9]\d*)$")
 _XLSX = re.compile(r"\.(xlsx|xlsm)(#.+)?$", re.IGNORECASE)
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
 
@@ -534,30 +539,20 @@ def _instruments(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
 def _features(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
     for sheet in ("FEATURE_LIBRARY", "ENGINEERED_FEATURES"):
         for r in rows.get(sheet, []):
-            mp = r.get("missing_policy")
-            if mp is not None and not _POLICY.match(mp):
-                rep.at(
-                    sheet,
-                    r,
-                    "missing_policy",
-                    f"'{mp}' is not a missing policy",
-                    "use keep, ffill, ffill:N (at most N rows) or zero",
-                )
+            # one parser for the policy mini-syntax: the catalog builds its typed FeatureDef fields with it
+            cells = [("missing_policy", parse_missing_policy, MISSING_POLICY_FIX)]
             if sheet == "FEATURE_LIBRARY":
-                w = r.get("winsorize")
-                if w is not None and not _WINSOR.match(w):
-                    rep.at(
-                        sheet,
-                        r,
-                        "winsorize",
-                        f"'{w}' is not N:k",
-                        "e.g. 252:4 clips at the trailing mean ± 4 std",
-                    )
-                n = r.get("normalize")
-                if n is not None and not _NORMALIZE.match(n):
-                    rep.at(
-                        sheet, r, "normalize", f"'{n}' is not a normalisation", "use none, zscore:N or rank:N"
-                    )
+                cells += [
+                    ("winsorize", parse_winsorize, WINSORIZE_FIX),
+                    ("normalize", parse_normalize, NORMALIZE_FIX),
+                ]
+            for column, parse, fix in cells:
+                if r.get(column) is None:
+                    continue
+                try:
+                    parse(r.get(column))
+                except ValueError as e:
+                    rep.at(sheet, r, column, str(e), fix)
     for r in rows.get("ENGINEERED_FEATURES", []):
         if r.get("eng_feature_id") and r["eng_feature_id"] in (r.get("input_feature_ids") or []):
             rep.at(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from dsl import Catalog, ColumnDef, FeatureDef, Frequency, Kind, Origin
+from dsl import Catalog, ColumnDef, FeatureDef, Frequency, Kind, MissingPolicy, Normalize, Origin, Winsorize
 
 D, M = Frequency.DAILY, Frequency.MINUTE
 
@@ -88,9 +88,9 @@ FEATURES = [
         "F10",
         input_column="VIX.close",
         lag_days=1,
-        missing_policy="ffill:5",
-        winsorize="60:3",
-        normalize="zscore:20",
+        missing_policy=MissingPolicy("ffill", 5),  # the workbook's ffill:5 / 60:3 / zscore:20, parsed
+        winsorize=Winsorize(60, 3),
+        normalize=Normalize("zscore", 20),
     ),
     feat("claims", "feature", "diff(x, 1)", "F11", input_column="MACRO.claims"),
     feat("old_signal", "feature", "", "F12", input_column="SPX.open", enabled=False),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dsl import DslError, Frequency, Kind, Origin, check, check_catalog
+from dsl import DslError, Frequency, Kind, MissingPolicy, Origin, check, check_catalog
 
 from .conftest import CATALOG, feat, make_catalog
 
@@ -127,7 +127,7 @@ def test_check_catalog_collects_every_error():
         feat("loop_b", "engineered", "loop_a * 2", "D21"),
         feat("sneaky", "engineered", "cta_flow + vix", "D22", declared_inputs=("cta_flow", "ghost")),
         feat("not_bool", "gate", "vix + 1", "B22"),
-        feat("bad_policy", "feature", "", "F23", input_column="SPX.close", missing_policy="ffil"),
+        feat("bad_policy", "feature", "1 + 2", "F23", missing_policy=MissingPolicy("ffill", 3)),
         feat("uses_off", "feature", "old_signal + x", "F24", input_column="SPX.close"),
         feat("no_input", "feature", "", "F25", input_column="SPX.clse"),
     ]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dsl import Catalog, check
+from dsl import Catalog, MissingPolicy, Normalize, Winsorize, check
 from dsl.hashing import canonical_form, node_hash
 
 from .conftest import CATALOG, FEATURES, make_catalog
@@ -119,11 +119,11 @@ def _edit(name: str, **changes) -> Catalog:
         ("vix_high", {"expression": "x >= $threshold"}),
         ("vix_high", {"lag_days": 2}),
         ("vix_high", {"params": {"threshold": 26}}),
-        ("vix_high", {"missing_policy": "zero"}),
+        ("vix_high", {"missing_policy": MissingPolicy("zero")}),
         ("vix_high", {"input_column": "SPX.close"}),
         ("vix_high", {"availability_lag_override": 0}),
-        ("vix", {"winsorize": "20:3"}),
-        ("vix", {"normalize": "rank:20"}),
+        ("vix", {"winsorize": Winsorize(20, 3)}),
+        ("vix", {"normalize": Normalize("rank", 20)}),
     ],
 )
 def test_editing_a_feature_changes_every_dependent(name, changes):
