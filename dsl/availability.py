@@ -19,11 +19,8 @@ class AvailabilityChecks:
     """Availability checks of the checker (see module docstring)."""
 
     scope: Any
-
     error: Callable[..., Any]  # provided by the checker
-
     snippet: Callable[..., Any]  # provided by the checker
-
     node: Callable[..., Any]  # provided by the checker
 
     def declare_availability(self, t: _Typed, fd: FeatureDef, mode: str, span: Span) -> _Typed:

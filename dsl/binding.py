@@ -38,9 +38,7 @@ class ArgumentBinding:
     """Binding and literal checks of the checker (see module docstring)."""
 
     scope: Any
-
     error: Callable[..., Any]  # provided by the checker
-
     snippet: Callable[..., Any]  # provided by the checker
 
     def bind(self, spec: OpSpec, e: Call, disp: str) -> dict[str, Expr]:

@@ -114,15 +114,10 @@ class FeatureComposition:
     """Composition of a named feature's definition (a mixin of the checker)."""
 
     scope: Any
-
     error: Callable[..., Any]  # provided by the checker
-
     snippet: Callable[..., Any]  # provided by the checker
-
     finish: Callable[..., Any]  # provided by the checker
-
     const: Callable[..., Any]  # provided by the checker
-
     declare_availability: Callable[..., Any]  # provided by the checker
 
     def make(self, op: str, children: list[_Typed], lits: dict[str, Any], span: Span) -> _Typed:
