@@ -96,8 +96,8 @@ class Ctx:
         self,
         n: int | None = None,
         *,
-        preceding: int | None = -1,
-        following: int | None = 0,
+        preceding: Any = -1,
+        following: Any = 0,
         rows: tuple[int, int] | None = None,
         by: Any = (),
     ) -> Any:
@@ -106,13 +106,14 @@ class Ctx:
         `n=None` with the defaults is an ordered window without a frame limit (for lag/lead); pass
         `preceding=None` for UNBOUNDED PRECEDING, `following=None` for UNBOUNDED FOLLOWING, or
         `rows=(a, b)` for ROWS BETWEEN a AND b relative to the current row (negative = preceding).
+        Bounds may be non-negative integer column expressions (variable frames).
         """
         group = [self.table[g] for g in self.group_by] + (list(by) if isinstance(by, (list, tuple)) else [by])
         if rows is not None:
             return ibis.window(rows=rows, order_by=self.row, group_by=group or None)
         if n is not None:
             preceding = n - 1
-        elif preceding == -1:
+        elif isinstance(preceding, int) and preceding == -1:
             return ibis.window(order_by=self.row, group_by=group or None)
         return ibis.window(
             preceding=preceding, following=following, order_by=self.row, group_by=group or None

@@ -6,15 +6,17 @@ trees sum only the frame's own values, so nothing leaks from rows that left the 
 median and quantile (quantile_cont: numpy 'linear'; median = mean of the two middle values), count.
 
 Second moments (var, std, zscore, winsorize, realized_vol, cov, corr, slope) cannot use DuckDB's
-var_samp / stddev_samp / covar_samp / regr_slope: their streaming updates lose every digit on data such
-as 1e8 + 1e-3 noise (relative errors ~1e-5, the semantics demand ~1e-12). They use the block shift the
+var_samp / stddev_samp / covar_samp / regr_slope: their streaming updates lose digits on data such as
+1e8 + 1e-3 noise (errors ~1e-5 measured, the semantics demand ~1e-12). They use the block shift the
 Numba kernels use, in SQL: rows are cut into blocks of n (b = pos // n, r = pos % n); K_b = x at the
-block's first row lies inside every window that ends in block b, so deviations d = x − K_b are small
-and Σd² − (Σd)²/n has no cancellation. A window ending at row i of block b is a prefix of block b
-(a running sum partitioned by block) plus the suffix of block b − 1 that starts at row i − n + 1 (a
-reverse running sum of x − K_{b+1} in block b − 1, read with LAG(·, n − 1)). Every sum holds only the
-window's own values. Three stages: the deviations from both K; prefix / suffix sums, the strict
-count and the window extremes; the window sums. The caller's formula (elementwise) is the last projection.
+block's first row (LAG(x, r)) lies inside every window that ends in block b, so deviations d = x − K_b
+are small and Σd² − (Σd)²/n has no cancellation. A window ending at row i of block b is a prefix of
+block b (a running sum partitioned by block) plus the suffix of block b − 1 that starts at row
+i − n + 1 (a reverse running sum of x − K_{b+1}, K_{b+1} = LEAD(x, n − r), read with LAG(·, n − 1)).
+Every sum holds only the window's own values, so nothing leaks from rows that left the window. The
+strict guard is COUNT(x) OVER w = n as everywhere; the exact constant-window test (Σ|d| = 0) rides
+along as one more running sum. Three
+window stages (three sorts: deviations, partitioned running sums, LAG), then the caller's formula.
 
 rank and ts_argmax / ts_argmin compare the window with the current row's value, which no window
 aggregate can do: they collect the window as a list (`LIST(x) OVER w`, sorted or newest first) and
@@ -119,67 +121,73 @@ def _block_sums(
 ) -> tuple[dict[str, ir.Value], dict[str, ir.Value]]:
     """Window sums Σ term(d, u) over the last n rows, d = series − K (K inside the window), u = the row's
     offset from the block start of the window's last row. Returns (sums, current-row columns: `r`, `ok`
-    = all n rows of every series present, and per series `dc_` = d, `k_` = K, `mx_` / `mn_` = window
-    max / min), all columns of the final stage's table."""
+    = all n rows of every series present, and per series `dc_` = d, `k_` = K, `const_` = the window is
+    constant, exactly: Σ|d| = 0), all columns of the final stage's table."""
     if ctx.group_by:  # blocks count rows within the partition
         c = ctx.mat(pos=ibis.row_number().over(ctx.window()), **series)
         pos, series = c["pos"], {k: c[k] for k in series}
     else:
         pos = ctx.row
-    # stage 1: block, offset, and deviations from K_b = x at this block's first row (inside every window
-    # that ends in block b) and from K_{b+1} = x at the next block's first row (1..n rows ahead); a missing
-    # K gives NULL deviations, exactly for the windows that contain that missing row
+    # stage 1 (O(1) per row, one sort by the grid order): block, offset, and deviations from K_b = x at
+    # this block's first row, LAG(x, r) (inside every window that ends in block b), and from K_{b+1} =
+    # LEAD(x, n − r), the next block's first row. A missing K gives NULL deviations, exactly for the
+    # windows that contain that missing row; past the end of the data LEAD is NULL and never read.
+    # The strict count rides on the same sort.
     b, r = pos // n, pos % n
-    first = {k: ibis.cases((r == 0, v)) for k, v in series.items()}
-    k_cur = {k: f.max().over(ctx.window(preceding=None, following=None, by=b)) for k, f in first.items()}
-    k_nxt = {k: f.max().over(ctx.window(rows=(1, n))) for k, f in first.items()}
+    order = ctx.window()
+    k_cur = {k: v.lag(r).over(order) for k, v in series.items()}
+    w = ctx.window(n)
+    present = None
+    for v in series.values():  # the strict guard: COUNT(x) OVER w = n for every series
+        full = v.count().over(w) == n
+        present = full if present is None else present & full
     c = ctx.mat(
         b=b,
         r=r,
-        **{f"s_{k}": v for k, v in series.items()},
+        ok=present,
         **{f"k_{k}": k_cur[k] for k in series},
         **{f"dc_{k}": v - k_cur[k] for k, v in series.items()},
-        **{f"dn_{k}": v - k_nxt[k] for k, v in series.items()},
+        **{f"dn_{k}": v - v.lead(n - r).over(order) for k, v in series.items()},
     )
     names = {k: v.get_name() for k, v in c.items()}
 
     def col(key: str) -> ir.Column:
         return ctx.table[names[key]]
 
-    # stage 2: running prefix sums within the block, reverse running suffix sums, strict count, extremes
+    # stage 2 (one sort, partitioned by block): running prefix sums within the block and reverse
+    # running suffix sums to its end, of every term and of |d| (the exact constant-window test)
     pre = ctx.window(preceding=None, following=0, by=col("b"))
     suf = ctx.window(preceding=0, following=None, by=col("b"))
-    w = ctx.window(n)
     cur = {k: col(f"dc_{k}") for k in series}
     nxt = {k: col(f"dn_{k}") for k in series}
     u_cur = col("r").cast("float64")
     u_nxt = u_cur - float(n)
-    present = None
+    every: dict[str, Callable[[dict[str, ir.Value], ir.Value], ir.Value]] = dict(terms)
     for k in series:
-        cnt = col(f"s_{k}").count().over(w) == n
-        present = cnt if present is None else present & cnt
+        every[f"abs_{k}"] = lambda d, u, k=k: d[k].abs()
     c = ctx.mat(
-        ok=present,
-        **{f"mx_{k}": col(f"s_{k}").max().over(w) for k in series},
-        **{f"mn_{k}": col(f"s_{k}").min().over(w) for k in series},
-        **{f"p_{t}": f(cur, u_cur).sum().over(pre) for t, f in terms.items()},
-        **{f"q_{t}": f(nxt, u_nxt).sum().over(suf) for t, f in terms.items()},
+        **{f"p_{t}": f(cur, u_cur).sum().over(pre) for t, f in every.items()},
+        **{f"q_{t}": f(nxt, u_nxt).sum().over(suf) for t, f in every.items()},
     )
     names |= {k: v.get_name() for k, v in c.items()}
-    # stage 3: window = block prefix + the previous block's suffix (the suffix starting n − 1 rows back)
+    # stage 3: window = block prefix + the previous block's suffix (the suffix starting n − 1 rows back);
+    # before n rows exist LAG is NULL, so the sums are NULL (and the guard is false)
     back = ctx.window()
+    parts = list(every)
     c = ctx.mat(
         **{
             f"t_{t}": ibis.cases(
                 (col("r") == n - 1, col(f"p_{t}")), else_=col(f"p_{t}") + col(f"q_{t}").lag(n - 1).over(back)
             )
-            for t in terms
+            for t in parts
         }
     )
     names |= {k: v.get_name() for k, v in c.items()}
     sums = {t: col(f"t_{t}") for t in terms}
-    keep = ["r", "ok", *(f"{p}_{k}" for k in series for p in ("dc", "k", "mx", "mn"))]
-    return sums, {key: col(key) for key in keep}
+    cols = {"r": col("r"), "ok": col("ok")}
+    for k in series:
+        cols |= {f"dc_{k}": col(f"dc_{k}"), f"k_{k}": col(f"k_{k}"), f"const_{k}": col(f"t_abs_{k}") == 0}
+    return sums, cols
 
 
 def _floor0(v: ir.NumericValue) -> ir.NumericValue:
@@ -212,10 +220,10 @@ def std(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
 
 @register("zscore", windowed=True)
 def zscore(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
-    """(x − mean) / std = (d − Σd/n) / std; NULL on a constant window (max = min, exactly)."""
+    """(x − mean) / std = (d − Σd/n) / std; NULL on a constant window (Σ|d| = 0: max = min, exactly)."""
     v, dev_mean, c = _variance(ctx, x, n)
     z = (c["dc_x"] - dev_mean) / v.sqrt()
-    return ibis.cases((c["mx_x"] == c["mn_x"], NULL_F), else_=finite(z))
+    return ibis.cases((c["const_x"], NULL_F), else_=finite(z))
 
 
 @register("winsorize", windowed=True)
@@ -260,12 +268,12 @@ def cov(ctx: Ctx, x: ir.NumericColumn, y: ir.NumericColumn, *, n: int) -> ir.Val
 
 @register("corr", windowed=True)
 def corr(ctx: Ctx, x: ir.NumericColumn, y: ir.NumericColumn, *, n: int) -> ir.Value:
-    """Pearson r from shifted co-moments; NULL if either window is constant (max = min, exactly)."""
+    """Pearson r from shifted co-moments; NULL if either window is constant (Σ|d| = 0, exactly)."""
     s, c = _co(ctx, x, y, n)
     sxy = s["xy"] - s["x1"] * s["y1"] / float(n)
     sxx = _floor0(s["x2"] - s["x1"] * s["x1"] / float(n))
     syy = _floor0(s["y2"] - s["y1"] * s["y1"] / float(n))
-    const = (c["mx_x"] == c["mn_x"]) | (c["mx_y"] == c["mn_y"])
+    const = c["const_x"] | c["const_y"]
     r = sxy / (sxx.sqrt() * syy.sqrt())
     return ibis.cases(
         (~c["ok"] | const, NULL_F), else_=finite(ibis.cases((r > 1.0, 1.0), (r < -1.0, -1.0), else_=r))
