@@ -4,11 +4,13 @@
 grid row column `_row`) to an ibis expression; missing is SQL NULL and every result is finite or NULL.
 `stage(table, steps)` turns a topologically ordered list of `Step`s into successive `.mutate()` stages
 (SQL cannot nest window functions); `to_sql` renders it as readable DuckDB SQL with one CTE per stage.
-`EXCEPTIONS` names the operators that have no translation on purpose, with the reason.
+`EXCEPTIONS` names the operators that have no translation on purpose, with the reason; the grid
+alignment ops `asof` / `to_daily` are joins of two grid tables, in `ALIGNMENTS`.
 """
 
 from compiler.ibis_backend import arithmetic, elementwise, events, missing, passthrough, rolling, timeseries
 from compiler.ibis_backend._registry import _WINDOWED, EXCEPTIONS, TRANSLATIONS, Ctx, is_windowed, register
+from compiler.ibis_backend.alignment import ALIGNMENTS
 from compiler.ibis_backend.staging import (
     Step,
     literal,
@@ -26,6 +28,7 @@ WINDOWED: frozenset[str] = frozenset(_WINDOWED)
 """Operators whose translation emits window functions."""
 
 __all__ = [
+    "ALIGNMENTS",
     "EXCEPTIONS",
     "MODULES",
     "TRANSLATIONS",

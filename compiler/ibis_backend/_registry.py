@@ -37,8 +37,8 @@ EXCEPTIONS: Mapping[str, str] = MappingProxyType(
         "ema": "recursive (each value depends on the previous output): Numba backend only",
         "bars_since": "stateful recursion over all history: Numba backend only",
         "hold": "stateful recursion over all history: Numba backend only",
-        "asof": "grid alignment daily -> 1m: needs the grid tables; not translated yet (evaluator)",
-        "to_daily": "grid alignment 1m -> daily: needs the grid tables; not translated yet (evaluator)",
+        "asof": "grid alignment daily -> 1m, a join of the two grid tables: alignment.ALIGNMENTS",
+        "to_daily": "grid alignment 1m -> daily, a join of the two grid tables: alignment.ALIGNMENTS",
     }
 )
 """Operators deliberately without an Ibis translation, with the reason."""

@@ -152,6 +152,9 @@ def test_every_operator_has_a_translation_or_a_documented_exception() -> None:
     assert all(len(why) > 20 for why in EXCEPTIONS.values())
     assert set(EXCEPTIONS) == {"column", "const", "param", "ema", "bars_since", "hold", "asof", "to_daily"}
     assert set(OPS) == set(TRANSLATIONS)  # every translation is property-tested above
+    from compiler.ibis_backend import ALIGNMENTS
+
+    assert set(ALIGNMENTS) == {"asof", "to_daily"}  # the grid joins, tested at the end of this file
     assert set(TRANSLATIONS) >= WINDOWED and {"lag", "mean", "zscore", "rank"} <= WINDOWED
 
 
@@ -320,3 +323,116 @@ def test_ibis_backend_imports_only_dsl_ibis_and_stdlib() -> None:
                 assert name.split(".")[0] in allowed, f"{py.name} imports {name}"
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("compiler."):
                 assert node.module.startswith("compiler.ibis_backend"), f"{py.name} imports {node.module}"
+
+
+def test_block_moments_are_exact_where_duckdb_native_variance_is_not(con: Any) -> None:
+    """1e8 + 1e-3 noise: our std/zscore are within 1e-9 of the exact reference; DuckDB's own
+    STDDEV_SAMP over the same window is off by far more (the reason for the block shift)."""
+    rng = np.random.default_rng(5)
+    x = 1e8 + 1e-3 * rng.normal(size=400)
+    got = _run(
+        con, {"x": x}, 400, [Step("s", "std", ("x",), {"n": 40}), Step("z", "zscore", ("x",), {"n": 40})]
+    )
+    ref_s = np.array(REFERENCE["std"](list(x), 40))
+    ref_z = np.array(REFERENCE["zscore"](list(x), 40))
+    assert_matches("std", got["s"], ref_s, False, np.zeros(400))
+    assert_matches("zscore", got["z"], ref_z, False, np.ones(400))
+    t = ibis.memtable(pa.table({"_row": np.arange(400), "x": x}))
+    native = t.mutate(s=t.x.std().over(ibis.window(preceding=39, following=0, order_by=t._row)))
+    s = con.to_pyarrow(native).column("s").to_numpy()
+    assert np.nanmax(np.abs(s[39:] - ref_s[39:]) / ref_s[39:]) > 1e-7
+
+
+# -- grid alignment: asof / to_daily on the minimal grid contract ------------------------------------------------
+
+
+def _grids(
+    seed: int, bool_values: bool = False
+) -> tuple[Any, Any, list[Any], np.ndarray, list[Any], np.ndarray]:
+    """12 trading days (a gap over a weekend: dates are not consecutive), daily values with missing ones;
+    1m bars for 9 of the sessions (3 to 6 bars each), values with missing ones, one session all missing."""
+    import datetime as dt
+
+    rng = np.random.default_rng(seed)
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=d) for d in range(16) if d % 7 not in (5, 6)][:12]
+    dv = rng.normal(size=12)
+    dv[[2, 7]] = np.nan
+    sessions = [d for i, d in enumerate(days) if i not in (0, 4, 9)]
+    bars, vals = [], []
+    for j, d in enumerate(sessions):
+        k = int(rng.integers(3, 7))
+        v = rng.normal(size=k) if not bool_values else (rng.random(k) < 0.5).astype(float)
+        v[rng.random(k) < 0.25] = np.nan
+        if j == 3:
+            v[:] = np.nan
+        bars += [d] * k
+        vals += list(v)
+    mv = np.array(vals)
+    daily = ibis.memtable(pa.table({"date": days, "v": pa.array(dv, from_pandas=True)}))
+    mcol = (
+        pa.array([None if math.isnan(u) else bool(u) for u in mv], type=pa.bool_())
+        if bool_values
+        else pa.array(mv, from_pandas=True)
+    )
+    minute = ibis.memtable(pa.table({"_row": np.arange(len(bars)), "trade_date": bars, "x": mcol}))
+    return minute, daily, days, dv, bars, mv
+
+
+@pytest.mark.parametrize("s", [1, 2, 3])
+def test_asof_takes_the_daily_row_s_sessions_before_the_bars_trade_date(con: Any, s: int) -> None:
+    from compiler.ibis_backend import ALIGNMENTS
+
+    minute, daily, days, dv, bars, _ = _grids(11)
+    res = con.to_pyarrow(ALIGNMENTS["asof"](minute, daily, "v", sessions=s, out="a")).sort_by("_row")
+    got = np.asarray(pc.cast(res.column("a"), pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+    # reference: the bar's session is days[i]; its value is the daily value at index i - s (never i)
+    ref = np.array([dv[days.index(d) - s] if days.index(d) - s >= 0 else np.nan for d in bars])
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(ref).any() and np.isfinite(ref).any()
+
+
+def test_asof_refuses_a_same_day_shift() -> None:
+    from compiler.ibis_backend import ALIGNMENTS
+
+    minute, daily, *_ = _grids(1)
+    with pytest.raises(ValueError, match=">= 1"):
+        ALIGNMENTS["asof"](minute, daily, "v", sessions=0, out="a")
+
+
+@pytest.mark.parametrize("how", ["last", "first", "sum", "mean", "max", "min"])
+def test_to_daily_aggregates_each_sessions_present_bars(con: Any, how: str) -> None:
+    from compiler.ibis_backend import ALIGNMENTS
+
+    minute, daily, days, _, bars, mv = _grids(7)
+    res = con.to_pyarrow(ALIGNMENTS["to_daily"](minute, daily, "x", how=how, out="d")).sort_by("date")
+    got = np.asarray(res.column("d").to_numpy(zero_copy_only=False), dtype=float)
+    ref = []
+    for d in days:  # plain loop: the present values of that session's bars, in bar order
+        p = [v for b, v in zip(bars, mv, strict=True) if b == d and not math.isnan(v)]
+        if not p:
+            ref.append(np.nan)
+            continue
+        ref.append(
+            {"last": p[-1], "first": p[0], "sum": math.fsum(p), "mean": math.fsum(p) / len(p)}.get(how)
+            if how in ("last", "first", "sum", "mean")
+            else (max(p) if how == "max" else min(p))
+        )
+    ref = np.array(ref)
+    assert np.isnan(ref).sum() == 4  # three days without a session and one all-missing session
+    assert_matches("to_daily", got, ref, how in ("last", "first", "max", "min"), np.full(len(ref), 10.0))
+
+
+@pytest.mark.parametrize(("how", "fn"), [("max", any), ("min", all), ("last", None)])
+def test_to_daily_of_true_false_is_any_all(con: Any, how: str, fn: Any) -> None:
+    from compiler.ibis_backend import ALIGNMENTS
+
+    minute, daily, days, _, bars, mv = _grids(3, bool_values=True)
+    res = con.to_pyarrow(ALIGNMENTS["to_daily"](minute, daily, "x", how=how, out="d")).sort_by("date")
+    got = np.asarray(pc.cast(res.column("d"), pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+    ref = []
+    for d in days:
+        p = [v == 1.0 for b, v in zip(bars, mv, strict=True) if b == d and not math.isnan(v)]
+        ref.append(np.nan if not p else float(fn(p) if fn else p[-1]))
+    np.testing.assert_array_equal(got, ref)
+    with pytest.raises(TypeError, match="numbers"):
+        ALIGNMENTS["to_daily"](minute, daily, "x", how="sum", out="d")
