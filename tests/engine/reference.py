@@ -329,7 +329,8 @@ def metrics(s: Setup, paths: dict, trades: list[dict], day: list[int]) -> dict:
             run = run + 1 if u else 0
             longest = max(longest, run)
         res["longest_drawdown_bars"] = float(longest)
-        sd = float(np.std(ex, ddof=1)) if n > 1 else float("nan")
+        # a constant series has std 0 exactly (np.std would leave ~1e-19 of rounding noise)
+        sd = (0.0 if np.all(ex == ex[0]) else float(np.std(ex, ddof=1))) if n > 1 else float("nan")
         res["volatility"] = sd * math.sqrt(A)
         res["sharpe"] = float(np.mean(ex) / sd * math.sqrt(A)) if n > 1 and sd > 0 else float("nan")
         down = math.sqrt(float(np.mean(np.minimum(ex, 0.0) ** 2)))
