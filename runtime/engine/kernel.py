@@ -39,7 +39,7 @@ _A_NTR, _A_NWIN, _A_WIN, _A_LOSS, _A_TPNL, _A_HOLD, _A_STARTED = 17, 18, 19, 20,
 _NA = 24
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _points(kind: int, value: float, price: float, tick: float) -> float:
     """A spread/slippage amount in price points per unit (ticks, cents, bps, pct of the fill price)."""
     if kind == 1:
@@ -53,7 +53,7 @@ def _points(kind: int, value: float, price: float, tick: float) -> float:
     return 0.0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _fill_cost(dq: float, price: float, prm: np.ndarray, mult: float, tick: float) -> tuple[float, float]:
     """(variable, fixed) cost of trading |dq| units at `price`: spread share + slippage + commission."""
     spread = _points(int(prm[2]), prm[3], price, tick)
@@ -79,7 +79,7 @@ def _fill_cost(dq: float, price: float, prm: np.ndarray, mult: float, tick: floa
     return var, fixed
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _sign(x: float) -> float:
     if x > 0.0:
         return 1.0
@@ -88,7 +88,7 @@ def _sign(x: float) -> float:
     return 0.0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _round_away(x: float) -> float:
     """Round half away from zero (2.5 -> 3, -2.5 -> -3): whole contracts, symmetric for longs and shorts."""
     if x >= 0.0:
@@ -96,7 +96,7 @@ def _round_away(x: float) -> float:
     return -np.floor(-x + 0.5)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _emit_trade(
     acc, seg, pnl, hold, rec, trades, ntr, entry_row, exit_row, entry_px, exit_px, side, size, cost, is_open
 ):
@@ -126,7 +126,7 @@ def _emit_trade(
     return ntr
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _finish(acc: np.ndarray, out: np.ndarray, ann: float) -> None:
     """Metrics of one segment from its accumulators (formulas: design/ENGINE.md section 9)."""
     nan = np.nan
@@ -177,7 +177,49 @@ def _finish(acc: np.ndarray, out: np.ndarray, ann: float) -> None:
             out[10] = np.inf
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _flush(a, bars, net, gross, cost, turn, expo, e0, e1, mdd, ddmax, days, mean, m2, down2, esum) -> None:
+    """Store one finished segment's scalars (the trade counts are already in `a`)."""
+    a[_A_STARTED] = 1.0
+    a[_A_BARS] = bars
+    a[_A_NET] = net
+    a[_A_GROSS] = gross
+    a[_A_COST] = cost
+    a[_A_TURN] = turn
+    a[_A_EXPO] = expo
+    a[_A_E0] = e0
+    a[_A_E1] = e1
+    a[_A_MDD] = mdd
+    a[_A_DDMAX] = ddmax
+    a[_A_DAYS] = days
+    a[_A_MEAN] = mean
+    a[_A_M2] = m2
+    a[_A_DOWN2] = down2
+    a[_A_ESUM] = esum
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _combine(acc: np.ndarray, mdd: float, ddmax: float) -> None:
+    """The full run = IS then OOS: sums add, the variance merges exactly (Chan et al.), the drawdown is the
+    full run's own (tracked in the row loop: a drawdown may span the boundary)."""
+    f, i, o = acc[0], acc[1], acc[2]
+    for slot in (_A_BARS, _A_NET, _A_GROSS, _A_COST, _A_TURN, _A_EXPO, _A_DAYS, _A_DOWN2, _A_ESUM):
+        f[slot] = i[slot] + o[slot]
+    f[_A_E0] = i[_A_E0] if i[_A_STARTED] > 0.0 else o[_A_E0]
+    f[_A_E1] = o[_A_E1] if o[_A_STARTED] > 0.0 else i[_A_E1]
+    n1 = i[_A_DAYS]
+    n2 = o[_A_DAYS]
+    n = n1 + n2
+    if n > 0.0:
+        delta = o[_A_MEAN] - i[_A_MEAN]
+        f[_A_MEAN] = i[_A_MEAN] + delta * n2 / n
+        f[_A_M2] = i[_A_M2] + o[_A_M2] + delta * delta * n1 * n2 / n
+    f[_A_MDD] = mdd
+    f[_A_DDMAX] = ddmax
+    f[_A_STARTED] = 1.0
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def simulate(
     open_: np.ndarray,
     close: np.ndarray,
@@ -211,6 +253,9 @@ def simulate(
     rf_bar = rf / ann
     acc = np.zeros((3, _NA))
     ntr = 0
+    day_end = np.empty(T, dtype=np.bool_)
+    for r in range(T):
+        day_end[r] = r == T - 1 or day[r + 1] != day[r]
     for k in range(K):
         prm = params[k]
         lag = 0 if int(prm[0]) == 0 else 1
@@ -252,6 +297,12 @@ def simulate(
         t_pnl = 0.0
         t_cost = 0.0
         last_seg = 1
+        b_bars = b_net = b_gross = b_cost = b_turn = b_expo = 0.0
+        b_mdd = b_ddlen = b_ddmax = b_days = b_mean = b_m2 = b_down2 = b_esum = 0.0
+        b_e0 = capital
+        b_peak = capital
+        f_peak = capital
+        f_mdd = f_ddlen = f_ddmax = 0.0
         for r in range(T):
             if r < trade_start:
                 if rec:
@@ -263,6 +314,13 @@ def simulate(
                     paths[5, r] = 0.0
                 continue
             seg = 1 if r < oos_start else 2
+            if r == oos_start and r > trade_start:  # IS ends: flush its scalars, OOS starts from here
+                _flush(acc[1], b_bars, b_net, b_gross, b_cost, b_turn, b_expo, b_e0, eq, b_mdd, b_ddmax, b_days,
+                       b_mean, b_m2, b_down2, b_esum)  # fmt: skip
+                b_bars = b_net = b_gross = b_cost = b_turn = b_expo = 0.0
+                b_mdd = b_ddlen = b_ddmax = b_days = b_mean = b_m2 = b_down2 = b_esum = 0.0
+                b_e0 = eq
+                b_peak = eq
             last_seg = seg
             c = close[r]
             cp = close[r - 1] if r > 0 else c
@@ -464,47 +522,47 @@ def simulate(
                 exit_day = day[r]
                 had_exit = True
                 q = 0.0
-            # 4) book the row
+            # 4) book the row into the current segment's scalars and the full run's drawdown
             net = gross - cost
-            eq_prev = eq
             eq += net
             day_pnl += net
-            for s in (0, seg):
-                a = acc[s]
-                if a[_A_STARTED] == 0.0:
-                    a[_A_STARTED] = 1.0
-                    a[_A_E0] = eq_prev
-                    a[_A_PEAK] = eq_prev
-                a[_A_BARS] += 1.0
-                a[_A_NET] += net
-                a[_A_GROSS] += gross
-                a[_A_COST] += cost
-                a[_A_TURN] += turn
-                if pos != 0.0:
-                    a[_A_EXPO] += 1.0
-                a[_A_E1] = eq
-                if eq >= a[_A_PEAK]:
-                    a[_A_PEAK] = eq
-                    a[_A_DDLEN] = 0.0
-                else:
-                    dd = (a[_A_PEAK] - eq) / a[_A_PEAK] if a[_A_PEAK] > 0.0 else 1.0
-                    if dd > a[_A_MDD]:
-                        a[_A_MDD] = dd
-                    a[_A_DDLEN] += 1.0
-                    if a[_A_DDLEN] > a[_A_DDMAX]:
-                        a[_A_DDMAX] = a[_A_DDLEN]
-            if r == T - 1 or day[r + 1] != day[r]:  # the day's return
+            b_bars += 1.0
+            b_net += net
+            b_gross += gross
+            b_cost += cost
+            b_turn += turn
+            if pos != 0.0:
+                b_expo += 1.0
+            if eq >= b_peak:
+                b_peak = eq
+                b_ddlen = 0.0
+            else:
+                dd = (b_peak - eq) / b_peak if b_peak > 0.0 else 1.0
+                if dd > b_mdd:
+                    b_mdd = dd
+                b_ddlen += 1.0
+                if b_ddlen > b_ddmax:
+                    b_ddmax = b_ddlen
+            if eq >= f_peak:
+                f_peak = eq
+                f_ddlen = 0.0
+            else:
+                dd = (f_peak - eq) / f_peak if f_peak > 0.0 else 1.0
+                if dd > f_mdd:
+                    f_mdd = dd
+                f_ddlen += 1.0
+                if f_ddlen > f_ddmax:
+                    f_ddmax = f_ddlen
+            if day_end[r]:  # the day's return
                 ret = day_pnl / eq_day0 if eq_day0 > 0.0 else 0.0
                 x = ret - rf_bar
-                for s in (0, seg):
-                    a = acc[s]
-                    a[_A_DAYS] += 1.0
-                    a[_A_ESUM] += eq_day0
-                    m_old = a[_A_MEAN]
-                    a[_A_MEAN] = m_old + (x - m_old) / a[_A_DAYS]
-                    a[_A_M2] += (x - m_old) * (x - a[_A_MEAN])
-                    if x < 0.0:
-                        a[_A_DOWN2] += x * x
+                b_days += 1.0
+                b_esum += eq_day0
+                m_old = b_mean
+                b_mean = m_old + (x - m_old) / b_days
+                b_m2 += (x - m_old) * (x - b_mean)
+                if x < 0.0:
+                    b_down2 += x * x
                 eq_day0 = eq
                 day_pnl = 0.0
             if rec:
@@ -512,14 +570,16 @@ def simulate(
                 paths[1, r] = net
                 paths[2, r] = gross
                 paths[3, r] = cost
-                pk = acc[0, _A_PEAK]
-                paths[4, r] = (pk - eq) / pk if pk > 0.0 and eq < pk else 0.0
+                paths[4, r] = (f_peak - eq) / f_peak if f_peak > 0.0 and eq < f_peak else 0.0
                 paths[5, r] = pos
         if t_open:  # still open at the end: valued at the last close, no exit cost
             ntr = _emit_trade(
                 acc, last_seg, t_pnl, T - 1 - t_row, rec, trades, ntr,
                 t_row, T - 1, t_px, close[T - 1], t_side, t_size, t_cost, 1.0,
             )  # fmt: skip
+        _flush(acc[last_seg], b_bars, b_net, b_gross, b_cost, b_turn, b_expo, b_e0, eq, b_mdd, b_ddmax, b_days,
+               b_mean, b_m2, b_down2, b_esum)  # fmt: skip
+        _combine(acc, f_mdd, f_ddmax)
         for s in range(3):
             _finish(acc[s], out[k, s], ann)
     return ntr
