@@ -65,9 +65,6 @@ def is_windowed(name: str) -> bool:
     return name in _WINDOWED
 
 
-_names = itertools.count()
-
-
 @dataclass
 class Ctx:
     """The table being staged, its grid order column, partitions and grid defaults.
@@ -86,6 +83,7 @@ class Ctx:
     def __post_init__(self) -> None:
         self.values: dict[str, ir.Value] = {c: self.table[c] for c in self.table.columns}
         self.windowed: set[str] = set()
+        self._names = itertools.count()  # per staging: the same graph renders the same SQL every time
 
     @property
     def row(self) -> ir.IntegerColumn:
@@ -137,7 +135,7 @@ class Ctx:
         Returns references to `exprs` on the new table; every recorded step value is rebound to it.
         Expressions bound to the previous table must not be used afterwards.
         """
-        temp = {k: f"_t{next(_names)}_{k}" for k in exprs}
+        temp = {k: f"_t{next(self._names)}_{k}" for k in exprs}
         pending = {
             k: v
             for k, v in self.values.items()

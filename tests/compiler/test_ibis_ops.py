@@ -182,6 +182,8 @@ def test_zscore_of_lag_is_staged_and_guarded() -> None:
         inner = [x for x in w.this.find_all(exp.Window) if x is not w]
         assert not inner, f"nested window function: {w.sql()}"
     assert "stddev_samp" not in sql.lower() and "var_samp" not in sql.lower()  # the stable block form
+    again = stage(t, [Step("l", "lag", ("x",), {"k": 1}), Step("z", "zscore", ("l",), {"n": 60})])
+    assert to_sql(again) == sql  # deterministic: the same graph prints the same SQL (compile --format sql)
 
 
 def test_nested_window_expression_runs_on_duckdb(con: Any) -> None:
