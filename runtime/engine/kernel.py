@@ -668,6 +668,8 @@ def _prepare(market: Market, signals: np.ndarray, columns: Sequence[ColumnSpec] 
         scale = np.asfortranarray(scale[:, None] if scale.ndim == 1 else scale)
         if scale.shape[0] != T:
             raise ValueError(f"scaling must have {T} rows, got {scale.shape[0]}")
+        if np.isinf(scale).any():
+            raise ValueError("scaling is infinite somewhere (a division by a zero volatility?): clip it")
     if any(c.position.mode == "scaled" for c in cols) and scaling is None:
         raise ValueError("scaled position mode needs a scaling series")
     sidx = np.zeros(K, dtype=np.int64) if scale_idx is None else np.asarray(scale_idx, dtype=np.int64)

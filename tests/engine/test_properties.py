@@ -332,6 +332,9 @@ def test_spec_errors_are_clear():
         ExecutionSpec("at_noon")
     with pytest.raises(ValueError, match="must have 10 rows"):
         run_one(Market(close, open_), np.ones(9), ColumnSpec(), RunSpec())
+    with pytest.raises(ValueError, match="scaling is infinite"):
+        run_one(Market(close, open_), np.ones(10), ColumnSpec(position=PositionSpec("scaled")), RunSpec(),
+                scaling=np.full(10, np.inf))  # fmt: skip
     with pytest.raises(ValueError, match="commission_value must be a finite number >= 0"):
         CostSpec(commission_value=-1.0)
     assert asdict(ColumnSpec())["costs"]["price_model"] == "mid"

@@ -310,3 +310,22 @@ def test_risk_free_rate_and_annualization():
     assert r.metrics["full"]["sharpe"] == pytest.approx(rets.mean() / rets.std(ddof=1) * math.sqrt(12))
     down = math.sqrt(np.mean(np.minimum(rets, 0) ** 2))
     assert r.metrics["full"]["sortino"] == pytest.approx(rets.mean() / down * math.sqrt(12))
+
+
+# table 6 on an intraday grid: min hold and cooldown count sessions, not bars -------------------------------
+DAY3 = [0, 0, 0, 1, 1, 1, 2, 2]
+
+
+def test_table6_intraday_rules_count_sessions():
+    cool = run([100.0] * 8, [1, 0, 1, 1, 1, 1, 1, 1], col(rules=RulesSpec(cooldown_days=1)), day=DAY3)
+    np.testing.assert_array_equal(cool.paths["position"], [1, 0, 0, 0, 0, 0, 1, 1])  # rest of day 0 and day 1
+    hold = run([100.0] * 8, [1, 0, 0, 0, 0, 0, 0, 0], col(rules=RulesSpec(min_hold_days=1)), day=DAY3)
+    np.testing.assert_array_equal(hold.paths["position"], [1, 1, 1, 0, 0, 0, 0, 0])  # first exit on day 1
+
+
+def test_table7_session_end_flattens_even_a_frozen_position():
+    r = run([10.0, 11.0, 12.0, 13.0], [1, 1, 1, 1], col(rules=RulesSpec(flat_at_session_end=True)),
+            day=[0, 0, 1, 1], frozen=[False, True, True, True])  # fmt: skip
+    np.testing.assert_array_equal(r.paths["position"], [1, 1, 0, 0])  # frozen flat on day 1
+    np.testing.assert_array_equal(r.paths["pnl"], [0, 1, 0, 0])
+    assert (r.trades["entry_price"][0], r.trades["exit_price"][0]) == (10.0, 11.0)
