@@ -329,3 +329,12 @@ def test_table7_session_end_flattens_even_a_frozen_position():
     np.testing.assert_array_equal(r.paths["position"], [1, 1, 0, 0])  # frozen flat on day 1
     np.testing.assert_array_equal(r.paths["pnl"], [0, 1, 0, 0])
     assert (r.trades["entry_price"][0], r.trades["exit_price"][0]) == (10.0, 11.0)
+
+
+def test_engine_metric_names_start_with_the_workbook_metric_ids() -> None:
+    """The engine reports every METRICS sheet id under the same name (the engine does not import config)."""
+    from runtime.config.schema import METRIC_IDS
+    from runtime.engine.contracts import METRIC_NAMES
+
+    assert METRIC_NAMES[: len(METRIC_IDS)] == METRIC_IDS
+    assert len(set(METRIC_NAMES)) == len(METRIC_NAMES)
