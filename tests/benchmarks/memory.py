@@ -113,6 +113,21 @@ def _child(stage: str, args: dict[str, Any]) -> dict[str, Any]:
 # ---- parent side ----------------------------------------------------------------------------------------
 
 
+def _own_hwm_mb() -> float | None:
+    """This process's peak RSS since exec (Linux VmHWM), read by the child itself at its end.
+
+    Why not wait4's ru_maxrss alone: on Linux it also counts the pre-exec copy of the parent at fork, so a
+    child of a big parent (make bench, after the in-process benches) reports the parent's size instead.
+    """
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return None
+
+
 def _run_child(stage: str, args: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
     """Run one stage in a fresh interpreter; its JSON result and its own peak RSS in MB."""
     cmd = [sys.executable, "-m", "tests.benchmarks.memory", "child", stage, json.dumps(args)]
@@ -135,7 +150,9 @@ def _run_child(stage: str, args: dict[str, Any]) -> tuple[dict[str, Any], float 
             )
         out.seek(0)
         lines = [ln for ln in out.read().decode().splitlines() if ln.startswith("{")]
-    return json.loads(lines[-1]), peak
+    res = json.loads(lines[-1])
+    own = res.pop("hwm_mb", None)
+    return res, own if own is not None else peak
 
 
 def _poll_peak(proc: subprocess.Popen) -> float | None:
@@ -233,7 +250,7 @@ def scale_section(results: list[StageResult], small: str, large: str) -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) >= 3 and argv[0] == "child":
-        print(json.dumps(_child(argv[1], json.loads(argv[2]))), flush=True)
+        print(json.dumps({**_child(argv[1], json.loads(argv[2])), "hwm_mb": _own_hwm_mb()}), flush=True)
         return 0
     raise SystemExit("usage: python -m tests.benchmarks.run --scale (this module runs the stages)")
 
