@@ -7,7 +7,7 @@ one-month figure of the same stage, measured in the same run.
 
 from __future__ import annotations
 
-from tests.benchmarks.memory import StageResult, measure
+from tests.benchmarks.memory import StageResult, load_note, measure
 from tests.benchmarks.run import BenchRow
 
 CASES = [("one month", 21), ("three months", 63)]
@@ -44,7 +44,7 @@ def rows_for(results: list[StageResult], small: str) -> list[BenchRow]:
                     "raw decode (to_ndarray only)",
                     floor.trades_per_s,
                     ">= 700,000 trades/s",
-                    "shared 2-CPU machine",
+                    load_note(),
                 )
             )
     return out

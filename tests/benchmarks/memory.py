@@ -202,6 +202,12 @@ def _get(results: list[StageResult], case: str, stage: str) -> StageResult:
     return next(r for r in results if r.case == case and r.stage == stage)
 
 
+def load_note() -> str:
+    """The machine's CPUs and load when a figure was taken (timings on a shared machine are noisy)."""
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return f"{os.cpu_count()} CPUs{load}"
+
+
 def scale_section(results: list[StageResult], small: str, large: str) -> str:
     """The RESULTS.md section: time and peak RSS per stage, the large case beside the small one."""
     lines = [
@@ -209,8 +215,8 @@ def scale_section(results: list[StageResult], small: str, large: str) -> str:
         "",
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} (`python -m tests.benchmarks.run --scale`). Synthetic ES "
         f"from {START}, {PER_DAY:,} trades per full session; each stage in its own subprocess, peak RSS = its max "
-        "resident set. The machine (2 CPUs, 24 GB) was shared with 5 other engineers while this ran: throughput "
-        "figures are noisy lower bounds, peak RSS is not affected.",
+        f"resident set (its own VmHWM on Linux). {load_note()}: throughput figures on a busy machine are lower "
+        "bounds, peak RSS is not affected.",
         "",
         f"| case | stage | files / dates | trades | seconds | trades/s | peak RSS MB | RSS vs {small} |",
         "|---|---|---|---|---|---|---|---|",
