@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime.derive.layout import (
+    BARS_SCHEMA,
     FRONT,
     MINUTE_NS,
     available_dates,
@@ -294,19 +295,7 @@ def candles(
     """OHLC candles with volume, buy/sell volume, delta (buy - sell), trade count and VWAP per bucket."""
     session = check_session(session)
     w = _window(src, session, start, end)
-    cols = [
-        "trade_date",
-        "ts",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "buy_volume",
-        "sell_volume",
-        "n_trades",
-        "vwap",
-    ]
+    cols = [n for n in BARS_SCHEMA.names if n not in ("session", "symbol")]  # the derived table's own columns
     bars = _cut(_frame(_read(src, "bars_1m", session, w.dates), cols, ("ts",)), w, "ts")
     if bars.empty:
         return _empty(CANDLE_COLUMNS)
