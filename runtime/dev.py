@@ -57,8 +57,17 @@ CHROMIUM = OsNeed(
     windows_hint="install Google Chrome or Microsoft Edge, or set BACKTEST_CHROMIUM to chrome.exe",
     mac_hint="brew install --cask chromium (or set BACKTEST_CHROMIUM to the Chrome binary)",
 )
-# The table of what `make test` needs from the OS; a later row (a Java runtime for PySpark) is one more entry.
-OS_NEEDS: tuple[OsNeed, ...] = (CHROMIUM,)
+JAVA = OsNeed(
+    name="a Java 17 runtime",
+    debian_package="openjdk-17-jre-headless",
+    executables=("java",),
+    why="the scale-out tests run the compiled Ibis graphs on PySpark (local[2]), which needs a JVM",
+    env_var="BACKTEST_JAVA",
+    windows_hint="install a Java 17 runtime (e.g. Eclipse Temurin 17) and put java.exe on PATH",
+    mac_hint="brew install openjdk@17",
+)
+# The table of what `make test` needs from the OS.
+OS_NEEDS: tuple[OsNeed, ...] = (CHROMIUM, JAVA)
 
 
 @dataclass(frozen=True)
@@ -198,7 +207,7 @@ def ensure_venv() -> Path:
     marker = VENV / f".installed-{digest}"
     if not marker.exists():
         _run([py, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-        _run([py, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
+        _run([py, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev,spark,bench]"])
         for old in VENV.glob(".installed-*"):
             old.unlink()
         marker.write_text("ok\n")
