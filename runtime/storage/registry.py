@@ -85,6 +85,20 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX ingests_dataset_file ON ingests(dataset_id, file_sha256)",
         ),
     ),
+    (
+        3,
+        "feature_cache: feature id, label, grid, frequency, data versions + params (JSON), bytes, sha256",
+        (
+            "ALTER TABLE feature_cache ADD COLUMN feature_id VARCHAR",
+            "ALTER TABLE feature_cache ADD COLUMN label VARCHAR",
+            "ALTER TABLE feature_cache ADD COLUMN grid VARCHAR",
+            "ALTER TABLE feature_cache ADD COLUMN frequency VARCHAR",
+            "ALTER TABLE feature_cache ADD COLUMN data_versions VARCHAR",
+            "ALTER TABLE feature_cache ADD COLUMN params VARCHAR",
+            "ALTER TABLE feature_cache ADD COLUMN bytes BIGINT",
+            "ALTER TABLE feature_cache ADD COLUMN sha256 VARCHAR",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
