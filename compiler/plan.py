@@ -17,14 +17,27 @@ from collections.abc import Mapping
 from compiler.contracts import Backend, Plan, PlanStep, Transfer
 from dsl import OPERATORS, Frequency, Graph, Shape
 
+MODES = ("auto", "ibis", "numba")
+
 
 def plan_graph(
     graph: Graph,
     prefer: Backend | str = Backend.NUMBA,
     implementations: Mapping[Backend, frozenset[str]] | None = None,
+    *,
+    mode: str = "auto",
 ) -> Plan:
-    """A backend per node (prefer = backend for window/recursive work when both implement it)."""
-    prefer = Backend(prefer)
+    """A backend per node. `mode` "auto" decides per node (prefer = backend for window/recursive work
+    when both implement it); "ibis" / "numba" run every node on that backend where it is implemented
+    (ema, bars_since and hold have no SQL form: they stay on Numba, with their transfers shown).
+
+    Source columns are in memory as Arrow/NumPy when evaluation starts (the runtime's DuckDB read them),
+    so both backends take them without a transfer. Alignment (`asof`, `to_daily`) runs where its input
+    is: a DuckDB join of the two grid tables, or the same mapping as NumPy index arithmetic.
+    """
+    if mode not in MODES:
+        raise ValueError(f"backend mode {mode!r} is not one of {', '.join(MODES)}")
+    prefer = Backend(prefer) if mode == "auto" else Backend(mode)
     if implementations is None:
         from compiler.backends import implementations as registries
 
@@ -32,31 +45,38 @@ def plan_graph(
     backend: dict[str, Backend] = {}
     depth: dict[str, int] = {}
     steps: list[PlanStep] = []
+    source = {n.hash for n in graph.nodes if OPERATORS[n.op].shape is Shape.SOURCE}
     for n in graph.nodes:
         spec = OPERATORS[n.op]
         # scalars (constants, bound params) are arguments, not data: they never cause a transfer
         data_kids = [c for c in n.children if graph.find(c).frequency != Frequency.SCALAR]
-        kids = [backend[c] for c in data_kids]
+        kids = [backend[c] for c in data_kids if c not in source]
         able = [b for b in Backend if n.op in implementations.get(b, frozenset())]
         if spec.shape is Shape.SOURCE:
-            b, why = Backend.IBIS, "source: read by DuckDB"
-        elif spec.shape is Shape.ALIGN and not able:
-            b, why = Backend.IBIS, "alignment between grids: a DuckDB join (evaluator)"
+            b, why = Backend.IBIS, "source: read by DuckDB, handed to both backends as Arrow/NumPy"
+        elif spec.shape is Shape.ALIGN:
+            b = prefer if mode != "auto" else kids[0] if kids else Backend.IBIS
+            how = "a DuckDB join of the grid tables" if b is Backend.IBIS else "NumPy index arithmetic"
+            why = f"alignment between grids where its input is: {how}"
         elif not able:
             raise ValueError(f"no backend implements {n.op!r} (see compiler/backends.py)")
         elif len(able) == 1:
             b, why = able[0], f"only {able[0]} implements {n.op}"
+        elif mode != "auto":
+            b, why = prefer, f"--backend {mode}"
         elif spec.shape in (Shape.WINDOW, Shape.RECURSIVE) or spec.stateful:
             b, why = prefer, f"{spec.shape.value}: {prefer} kernel"
-        elif spec.shape is Shape.ALIGN:
-            b, why = Backend.IBIS, "alignment between grids: a DuckDB join"
         elif kids and all(k is Backend.IBIS for k in kids):
             b, why = Backend.IBIS, "elementwise on DuckDB inputs"
         elif kids:
             b, why = Backend.NUMBA, "elementwise on Numba inputs"
         else:
-            b, why = Backend.IBIS, "constant"
-        moved = tuple(Transfer(c, backend[c], b) for c in dict.fromkeys(data_kids) if backend[c] is not b)
+            b, why = prefer, f"elementwise on source columns: {prefer}, where its consumers most likely are"
+        moved = tuple(
+            Transfer(c, backend[c], b)
+            for c in dict.fromkeys(data_kids)
+            if c not in source and backend[c] is not b
+        )
         if moved:
             why = f"transfer ({', '.join(sorted({t.source.value for t in moved}))} -> {b}); {why}"
         d = max((depth[c] for c in n.children), default=0) + (

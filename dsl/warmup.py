@@ -61,14 +61,19 @@ def _root(graph: Graph, per_node: Mapping[str, Needs]) -> Needs:
     return dict(sorted(per_node[graph.root].items(), key=lambda kv: kv[0].value))
 
 
-def warmup_needs(graph: Graph, binding: Mapping[str, Any] | None = None) -> Needs:
-    """Rows needed per grid for one binding of the graph's top-level $params (default: its own)."""
+def node_warmups(graph: Graph, binding: Mapping[str, Any] | None = None) -> dict[str, Needs]:
+    """Rows needed per grid at every node (by hash) for one binding: the evaluator's per-node valid rows."""
     bound = {**dict(graph.params), **dict(binding or {})}
     per: dict[str, Needs] = {}
     for n in graph.nodes:
         spec = OPERATORS[n.op]
         per[n.hash] = node_needs(spec, _plain(n.op, n.args, bound), n.frequency, [per[c] for c in n.children])
-    return _root(graph, per)
+    return per
+
+
+def warmup_needs(graph: Graph, binding: Mapping[str, Any] | None = None) -> Needs:
+    """Rows needed per grid for one binding of the graph's top-level $params (default: its own)."""
+    return _root(graph, node_warmups(graph, binding))
 
 
 def warmup(graph: Graph, binding: Mapping[str, Any] | None = None) -> int:

@@ -13,6 +13,7 @@ from compiler.ibis_backend._registry import _WINDOWED, EXCEPTIONS, TRANSLATIONS,
 from compiler.ibis_backend.alignment import ALIGNMENTS
 from compiler.ibis_backend.staging import (
     Step,
+    apply,
     literal,
     normalize_source,
     normalize_sources,
@@ -35,6 +36,7 @@ __all__ = [
     "WINDOWED",
     "Ctx",
     "Step",
+    "apply",
     "is_windowed",
     "literal",
     "normalize_source",

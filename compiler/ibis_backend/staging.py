@@ -74,26 +74,30 @@ def stage(
     column, the group columns and every step) as columns, temporaries dropped."""
     ctx = Ctx(table, order=order, group_by=tuple(group_by), periods_per_year=periods_per_year)
     for s in steps:
-        if s.op not in TRANSLATIONS:
-            raise KeyError(f"step {s.name!r}: no Ibis translation for operator {s.op!r}")
-        if s.name in ctx.values:
-            raise ValueError(f"step {s.name!r}: the name is already a column or an earlier step")
-        names = [i for i in s.inputs if isinstance(i, str)]
-        missing = [i for i in names if i not in ctx.values]
-        if missing:
-            raise KeyError(
-                f"step {s.name!r}: unknown input(s) {missing} (steps must be topologically ordered)"
-            )
-        windowed = is_windowed(s.op)
-        if windowed and any(i in ctx.windowed for i in names):
-            ctx.flush()  # a window function may not read an expression that contains one
-        operands = [ctx.values[i] if isinstance(i, str) else literal(i) for i in s.inputs]
-        out = TRANSLATIONS[s.op](ctx, *operands, **_options(s))
-        inner = windowed or any(i in ctx.windowed for i in names)
-        ctx.define(s.name, out, windowed=inner)
+        apply(ctx, s)
     ctx.flush()
     cols = list(keep) if keep is not None else [order, *group_by, *(s.name for s in steps)]
     return ctx.table.select(*cols)
+
+
+def apply(ctx: Ctx, s: Step) -> None:
+    """Add one step to the staging context: a window function that would read a pending window
+    expression first materialises every pending value in a new stage (SQL cannot nest them)."""
+    if s.op not in TRANSLATIONS:
+        raise KeyError(f"step {s.name!r}: no Ibis translation for operator {s.op!r}")
+    if s.name in ctx.values:
+        raise ValueError(f"step {s.name!r}: the name is already a column or an earlier step")
+    names = [i for i in s.inputs if isinstance(i, str)]
+    missing = [i for i in names if i not in ctx.values]
+    if missing:
+        raise KeyError(f"step {s.name!r}: unknown input(s) {missing} (steps must be topologically ordered)")
+    windowed = is_windowed(s.op)
+    if windowed and any(i in ctx.windowed for i in names):
+        ctx.flush()  # a window function may not read an expression that contains one
+    operands = [ctx.values[i] if isinstance(i, str) else literal(i) for i in s.inputs]
+    out = TRANSLATIONS[s.op](ctx, *operands, **_options(s))
+    inner = windowed or any(i in ctx.windowed for i in names)
+    ctx.define(s.name, out, windowed=inner)
 
 
 def stages_of(table: ir.Table) -> int:

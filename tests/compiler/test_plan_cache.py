@@ -36,15 +36,26 @@ def test_plan_rules() -> None:
     assert by_op["column"].backend is IBIS
     assert by_op["zscore"].backend is NUMBA and by_op["lag"].backend is NUMBA
     lt = next(s for s in p.steps if s.op == "lt")
-    assert lt.backend is IBIS  # VIX.close < 25: both inputs are DuckDB columns
-    # transfers: CTA.flow into the lag kernel, and the (ibis) comparison into the numba AND
-    assert p.transfers == 2
-    cta = next(n.hash for n in g.nodes if n.op == "column" and dict(n.args)["dataset_id"] == "CTA")
-    assert by_op["lag"].transfers == (Transfer(cta, IBIS, NUMBA),)
-    assert by_op["and"].transfers == (Transfer(lt.node, IBIS, NUMBA),)
-    assert [s.op for s in p.steps if s.transfers] == ["lag", "and"]
+    # VIX.close < 25 reads only source columns (in memory for both backends): it goes where the work is
+    assert lt.backend is NUMBA
+    assert p.transfers == 0  # source columns are handed to both backends; everything else is on Numba
     a = dsl.check("ES.close > asof(SPX.close)", CAT, frequency=M)
-    assert plan_graph(a).backend_of(next(n.hash for n in a.nodes if n.op == "asof")) is IBIS
+    pa_ = plan_graph(a)
+    asof_node = next(n.hash for n in a.nodes if n.op == "asof")
+    assert pa_.backend_of(asof_node) is IBIS  # alignment of a source: a DuckDB join of the grid tables
+    assert pa_.backend_of(a.hash) is IBIS  # elementwise on a DuckDB input and a source: stays in DuckDB
+    b = dsl.check("ES.close > asof(mean(SPX.close, 20))", CAT, frequency=M)
+    pb = plan_graph(b)
+    assert pb.backend_of(next(n.hash for n in b.nodes if n.op == "asof")) is NUMBA  # follows its input
+    assert pb.transfers == 0
+    # forced modes: everything on one backend, except what it cannot do (ema is recursive: Numba only)
+    e = dsl.check("ema(CTA.flow, 10) > mean(CTA.flow, 5)", CAT)
+    pe = plan_graph(e, mode="ibis")
+    by_e = {s.op: s for s in pe.steps}
+    assert by_e["ema"].backend is NUMBA and by_e["mean"].backend is IBIS and by_e["gt"].backend is IBIS
+    ema = next(n.hash for n in e.nodes if n.op == "ema")
+    assert by_e["gt"].transfers == (Transfer(ema, NUMBA, IBIS),)
+    assert all(s.backend is NUMBA for s in plan_graph(e, mode="numba").steps if s.op != "column")
     s = dsl.check("bars_since(CTA.flow > 0)", CAT)
     assert plan_graph(s, prefer="ibis").backend_of(s.hash) is NUMBA  # only numba implements it
 
