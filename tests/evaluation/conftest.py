@@ -47,7 +47,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         env = make_env(root / "proj")
         env = ingest(env, write_synthetic_trades(root / "dbn", ES_START, ES_DAYS, ES_TRADES, ES_SEED))
         build_derived(env.ds, env.paths, env.reg)
-        write_daily_samples(env.paths.data_root / "incoming" / "daily")
+        write_daily_samples(
+            env.paths.data_root / "incoming" / "daily", start="2018-01-01"
+        )  # CREDIT: from 1990
         ingest_daily(env.snapshot.dataset("CREDIT"), env.paths, env.reg)
         _BUILT[base] = Workspace(env.root, env.snapshot, env.paths, env.reg)
     return _BUILT[base]
