@@ -360,11 +360,11 @@ CHILD = textwrap.dedent(
     paths, reg = make_env(Path(sys.argv[1]))
     store = ParquetValueStore(paths, reg)
     seed = int(sys.argv[3])
-    print("ready", flush=True)
     while True:
         n = N_BIG + seed % 1000
         store.save(key(node=f"big{seed}", params=(("n", n),)), series(seed, n, minute=True),
                    label=f"big{seed}", feature_id=None)
+        print("saved", flush=True)
         m = 1000 + (seed * 7919) % (REPLACE_MAX - 1000)  # one key re-saved with other lengths
         store.save(key(node="replace"), series(99, m), label="replace", feature_id="replace")
         seed += 1
@@ -378,7 +378,8 @@ def test_kill_minus_9_mid_save_leaves_no_wrong_entry(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     rnd = random.Random(20261202)
     kills = 0
-    for round_ in range(6):
+    rounds = 5
+    for round_ in range(rounds):
         p = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(root), str(repo), str(1000 * round_)],
             stdout=subprocess.PIPE,
@@ -386,18 +387,18 @@ def test_kill_minus_9_mid_save_leaves_no_wrong_entry(tmp_path: Path) -> None:
             text=True,
         )
         assert p.stdout is not None
-        line = p.stdout.readline()
-        assert line.strip() == "ready", p.stderr.read() if p.stderr else ""
-        time.sleep(rnd.uniform(0.2, 3.0))
+        line = p.stdout.readline()  # one entry saved: the kill then lands anywhere in the next saves
+        assert line.strip() == "saved", p.stderr.read() if p.stderr else ""
+        time.sleep(rnd.uniform(0.0, 2.0))
         assert p.poll() is None, p.stderr.read() if p.stderr else ""  # still saving when killed
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=30)
         kills += p.returncode == -signal.SIGKILL
-    assert kills == 6
+    assert kills == rounds
 
     paths, reg = make_env(root)
     entries = ls(reg)
-    assert len(entries) >= 3  # the children did save (the test is not vacuous)
+    assert len(entries) >= rounds  # each child saved one new key at least (the test is not vacuous)
     store = ParquetValueStore(paths, reg)
     for e in entries:
         if e["node_hash"] == "replace":
