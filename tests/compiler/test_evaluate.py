@@ -207,10 +207,13 @@ def test_warmup_independence() -> None:
     wz = dsl.warmup(gz)
     assert wz == 21
     fullz = evaluate(gz, ArraySources(data), daily, backend="numba").values
-    short = Grid(D, daily.index[cut - wz + 1 :], "daily:test", start=wz - 1)
-    sub2 = {k: v[cut - wz + 1 :] if k[0] == "D" else v for k, v in data.items()}
-    first = evaluate(gz, ArraySources(sub2), short, backend="numba").values[0]
-    assert np.isnan(first) and not np.isnan(fullz[cut])
+    # warm-up counts the current row: w - 1 rows before the first output row suffice, w - 2 do not
+    for before, computable in ((wz - 1, True), (wz - 2, False)):
+        short = Grid(D, daily.index[cut - before :], "daily:test", start=before)
+        sub2 = {k: v[cut - before :] if k[0] == "D" else v for k, v in data.items()}
+        first = evaluate(gz, ArraySources(sub2), short, backend="numba").values[0]
+        assert not np.isnan(fullz[cut])
+        assert (first == fullz[cut]) if computable else np.isnan(first)
 
 
 def test_output_rows_start_after_warmup() -> None:
