@@ -12,6 +12,8 @@ kind (missing, zero, or the session's running value).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
@@ -19,6 +21,23 @@ import numpy as np
 #: how a minute without a stored row is filled
 MinuteFill = Literal["missing", "zero", "running"]
 MINUTE_FILLS: tuple[str, ...] = ("missing", "zero", "running")
+#: the bar columns that are not missing on a minute without trades (every other column is): additive
+#: columns are 0 (nothing traded), cvd is the session's running value (0 before its first trade)
+MINUTE_FILL: Mapping[str, MinuteFill] = MappingProxyType(
+    {
+        "volume": "zero",
+        "buy_volume": "zero",
+        "sell_volume": "zero",
+        "n_trades": "zero",
+        "delta": "zero",
+        "cvd": "running",
+    }
+)
+
+
+def minute_fill(column: str) -> MinuteFill:
+    """The fill of a 1m column on a minute without a row (MINUTE_FILL; "missing" for prices and others)."""
+    return MINUTE_FILL.get(column, "missing")
 
 
 def _present(values: np.ndarray) -> np.ndarray:
@@ -69,19 +88,28 @@ def place_minute(
     ts: np.ndarray,
     values: np.ndarray,
     grid_ts: np.ndarray,
-    fill: MinuteFill,
+    fill: MinuteFill | float | None,
     *,
     session: np.ndarray | None = None,
 ) -> np.ndarray:
     """float64 per grid bar: the value whose timestamp equals the bar's start; other bars per `fill`.
 
-    fill "missing": NaN (prices, vwap); "zero": 0 (volume, counts, delta: nothing traded); "running": the
-    last present value earlier in the same session, 0 before the session's first row (cvd), which needs
-    `session` (one label per grid bar, e.g. the trade date). A value whose timestamp is not a grid bar
-    (outside the session's windows) is not used.
+    fill "missing" (or None): NaN (prices, vwap); "zero": 0 (volume, counts, delta: nothing traded); a
+    number: that number; "running": the last present value earlier in the same session, 0 before the
+    session's first row (cvd), which needs `session` (one label per grid bar, e.g. the trade date). Use
+    `minute_fill(column)` for the rule of a bar column. A value whose timestamp is not a grid bar (outside
+    the session's windows) is not used.
     """
+    if fill is None:
+        fill = "missing"
+    elif not isinstance(fill, str):
+        constant = float(fill)
+        if not np.isfinite(constant):
+            raise ValueError(f"fill {fill!r} must be finite (use 'missing' for NaN)")
+        placed = place_minute(ts, values, grid_ts, "missing")
+        return np.where(np.isnan(placed), constant, placed)
     if fill not in MINUTE_FILLS:
-        raise ValueError(f"fill {fill!r} is not one of {', '.join(MINUTE_FILLS)}")
+        raise ValueError(f"fill {fill!r} is not one of {', '.join(MINUTE_FILLS)} (or a number)")
     g = _ns(grid_ts)
     n = len(g)
     t = _ns(ts)

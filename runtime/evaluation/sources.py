@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from compiler.contracts import Grid, Sources
-from compiler.placement import MinuteFill, place_daily, place_minute
+from compiler.placement import MinuteFill, minute_fill, place_daily, place_minute
 from dsl import Frequency
 from runtime.config.columns import dataset_cell
 from runtime.contracts import ConfigSnapshot, DatasetRow, ResolvedPaths, UserError
@@ -31,19 +31,11 @@ from runtime.derive.layout import FRONT, SESSIONS, partition_file
 from runtime.ingest.daily import read_daily
 from runtime.storage.registry import Registry
 
+_BAR_COLUMNS = ("open", "high", "low", "close", "vwap", "volume", "buy_volume", "sell_volume", "n_trades")
 #: intraday columns an expression may read: (derived table, fill for a minute without a row)
 MINUTE_COLUMNS: Mapping[str, tuple[str, MinuteFill]] = {
-    "open": ("bars_1m", "missing"),
-    "high": ("bars_1m", "missing"),
-    "low": ("bars_1m", "missing"),
-    "close": ("bars_1m", "missing"),
-    "vwap": ("bars_1m", "missing"),
-    "volume": ("bars_1m", "zero"),
-    "buy_volume": ("bars_1m", "zero"),
-    "sell_volume": ("bars_1m", "zero"),
-    "n_trades": ("bars_1m", "zero"),
-    "delta": ("cvd_1m", "zero"),
-    "cvd": ("cvd_1m", "running"),
+    **{c: ("bars_1m", minute_fill(c)) for c in _BAR_COLUMNS},
+    **{c: ("cvd_1m", minute_fill(c)) for c in ("delta", "cvd")},
 }
 #: derived tables whose manifests make up an intraday dataset's version
 VERSION_TABLES = ("bars_1m", "cvd_1m", "session_stats")

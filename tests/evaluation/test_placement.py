@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.placement import place_daily, place_minute
+from compiler.placement import minute_fill, place_daily, place_minute
 
 NAN = np.nan
 
@@ -106,6 +106,11 @@ def test_place_minute_fills() -> None:
     # running (cvd): the session's last value, 0 before its first row; session B starts again at 0
     same(place_minute(ts, v, BARS, "running", session=SESSION), [0, 5, 5, 0, 8])
     same(place_minute(ts.view(np.int64), v, BARS, "zero"), [0, 5, 0, 0, 8])  # int64 ns accepted too
+    same(place_minute(ts, v, BARS, None), [NAN, 5, NAN, NAN, 8])  # None = missing, a number = that number
+    same(place_minute(ts, v, BARS, 0.0), [0, 5, 0, 0, 8])
+    assert [minute_fill(c) for c in ("close", "vwap", "volume", "n_trades", "delta", "cvd")] == [
+        "missing", "missing", "zero", "zero", "zero", "running"
+    ]  # fmt: skip
 
 
 def test_place_minute_refuses_bad_calls() -> None:

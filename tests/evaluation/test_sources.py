@@ -15,7 +15,8 @@ import pytest
 
 from runtime.contracts import ResolvedPaths, UserError
 from runtime.derive import DeriveParams, build_derived
-from runtime.evaluation import WorkspaceSources, daily_grid, minute_grid
+from runtime.derive.layout import SCHEMAS
+from runtime.evaluation import MINUTE_COLUMNS, WorkspaceSources, daily_grid, minute_grid
 from runtime.ingest.daily import ingest_daily, read_daily
 from runtime.storage.registry import Registry
 
@@ -139,6 +140,11 @@ def test_credit_monthly_is_sparse_on_the_daily_grid_and_ffill_makes_it_dense(wor
     asof.index = pd.to_datetime(asof.index)
     expect = asof.asof(pd.to_datetime(grid.index)).to_numpy()
     same(filled[present[0] :], expect[present[0] :])
+
+
+def test_minute_columns_are_columns_of_the_derived_tables() -> None:
+    for column, (table, _) in MINUTE_COLUMNS.items():
+        assert column in SCHEMAS[table].names, (column, table)
 
 
 def raw_table(ws, table: str, session: str) -> pd.DataFrame:
