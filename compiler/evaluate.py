@@ -67,16 +67,15 @@ class EvaluationError(ValueError):
 class FrameSources(Sources):
     """Dataset columns from in-memory pandas frames: dataset_id -> frame with a `date` (daily) or `ts`
     (1m, UTC) column; placed on the grid by the same rules as the runtime's sources
-    (compiler.placement). `zero_fill` names 1m columns that are 0 (not missing) on a minute without a
-    row (volume, counts, delta); `versions` are the data versions for cache keys (default "mem")."""
+    (compiler.placement: a 1m column missing on a minute without a row, additive ones 0, cvd the
+    session's running value); `versions` are the data versions for cache keys (default "mem")."""
 
     frames: Mapping[str, Any]
     as_of: Any = None
     versions: Mapping[str, str] = field(default_factory=dict)
-    zero_fill: frozenset[str] = frozenset({"volume", "buy_volume", "sell_volume", "n_trades", "delta"})
 
     def read(self, dataset_id: str, column: str, grid: Grid) -> np.ndarray:
-        from compiler.placement import place_daily, place_minute
+        from compiler.placement import minute_fill, place_daily, place_minute
 
         if dataset_id not in self.frames:
             raise EvaluationError(
@@ -95,7 +94,7 @@ class FrameSources(Sources):
             else df["ts"],
             dtype="datetime64[ns]",
         )
-        return place_minute(ts, values, grid.index, fill=0.0 if column in self.zero_fill else None)
+        return place_minute(ts, values, grid.index, minute_fill(column), session=grid.trade_date)
 
     def version(self, dataset_id: str) -> str:
         return self.versions.get(dataset_id, "mem")
