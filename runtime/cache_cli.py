@@ -75,7 +75,7 @@ def cache_ls(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt =
         ("key", "left"),
         ("feature / label", "left"),
         ("grid", "left"),
-        ("range", "left"),
+        ("range (UTC)", "left"),
         ("rows", "right"),
         ("bytes", "right"),
         ("created (UTC)", "left"),
