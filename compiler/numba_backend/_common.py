@@ -1,8 +1,9 @@
 """Shared scalar helpers for the kernels (compiled inline into each kernel).
 
 `JIT` is the one set of Numba options: nopython, on-disk cache (a fresh process reuses the machine code),
-no GIL (kernels can run in threads), numpy error model (x / 0 never raises) and no fastmath (fastmath
-would let LLVM assume there is no NaN, and NaN is our missing marker).
+no GIL (kernels can run in threads), numpy error model (x / 0 never raises), no bounds checks (said
+explicitly: an environment's NUMBA_BOUNDSCHECK=1 is for debugging, not for timing) and no fastmath
+(fastmath would let LLVM assume there is no NaN, and NaN is our missing marker).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 
 import numba
 
-JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False, "boundscheck": False}
 
 NAN = math.nan
 

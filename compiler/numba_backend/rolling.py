@@ -6,15 +6,25 @@ insert and one delete per row) and rank (a branch-free count over the window), O
 
 Numerics. Sums and moments use a block decomposition (the van Herk / Gil-Werman trick): the series is
 cut into blocks of n rows, and every window is the suffix of one block plus a prefix of the next. The
-prefix and suffix sums are accumulated fresh inside each block with compensated (TwoSum) sums, so a
-window's sum only ever contains that window's values: nothing is subtracted, and no error from values
-that left the window long ago (a 1e12 spike, a regime change) can leak into a later window, unlike
-add/remove running sums. Second moments are sums of deviations from a shift K that is a value inside
-every window of the block (the block's first row), so var = (S2 − S1²/n) / (n − 1) has no catastrophic
-cancellation on data such as 1e8 + small noise (first and cross sums are compensated; sums of squares
-are positive, so a plain sum is within n·eps). Missing values poison exactly the prefix / suffix sums
-that contain them, which is the strict-window rule without a separate count. A constant window is
-detected exactly (Σ|x − K| = 0), not by a rounded variance.
+prefix and suffix sums are accumulated fresh inside each block, so a window's sum only ever contains
+that window's values: nothing is subtracted, and no error from values that left the window long ago
+(a 1e12 spike, a regime change) can leak into a later window, unlike add/remove running sums. All sums
+are of deviations from a shift K that is a value inside every window ending in the block (the block's
+first row), so mean = K + S1/n, var = (S2 − S1²/n) / (n − 1) has no catastrophic cancellation on data
+such as 1e8 + small noise, and a constant window gives S1 = S2 = 0 exactly (mean = K, var = 0, zscore
+0/0 = missing, corr missing, cov 0) with no separate test. Within a block the sums are plain: a window
+sums at most n small deviations, so the rounding is within n·eps of Σ|x − K| (the property tests hold
+1e-9 relative on every hard case), and compensated sums cost twice the time for digits the tolerance
+never sees.
+
+Speed (3M rows, n = 60: tests/benchmarks/bench_numba.py). One pass per block reads each row twice
+(the prefix chain forward, the next block's suffix chain backward, interleaved so the two dependency
+chains overlap), then a separate, branch-free loop over the block (in L1) turns its window sums into
+results, which LLVM vectorises (sqrt and division four at a time). The finishing formula is chosen at
+compile time (`numba.literally` on the mode), not by a branch per row. Indices are unsigned
+(`np.uintp`) in the hot loops: with signed indices Numba adds a negative-index wraparound to every
+access, which halved the speed. Missing values need no count: NaN poisons exactly the prefix / suffix
+sums that contain it, which is the strict-window rule.
 """
 
 from __future__ import annotations
@@ -30,31 +40,48 @@ from compiler.numba_backend._registry import register
 
 # -- block-decomposed sums and moments -----------------------------------------------------------------------
 
+_U = np.uintp  # unsigned index: no negative-index wraparound in the hot loops
+
+
+@numba.njit(inline="always", **JIT)
+def _suffix_start(n: int) -> np.ndarray:
+    """Suffix sums of "the block before the first": missing for j < n (those windows are short), and the
+    empty suffix (j = n) is 0, so a window that is exactly one block is its prefix alone."""
+    u = np.empty(n + 1)
+    u[:n] = NAN
+    u[n] = 0.0
+    return u
+
 
 @numba.njit(**JIT)
-def _window_sum(x: np.ndarray, n: int, d: float) -> np.ndarray:
-    """Compensated sum of each full window, divided by d; missing unless all n rows are present."""
+def _window_sum(x: np.ndarray, n: int, c0: float, c1: float) -> np.ndarray:
+    """c0·K + c1·Σ(x − K) of each full window (sum: c0 = n, c1 = 1; mean: c0 = 1, c1 = 1/n)."""
     m = x.shape[0]
-    out = np.full(m, NAN)
+    out = np.empty(m)
     if n > m:  # no full window; never allocate window-sized buffers for a window longer than the data
+        out[:] = NAN
         return out
-    suf = np.empty(n)
+    u = _suffix_start(n)  # suffix sums of the previous block, in deviations from this block's K
+    w = np.empty(n + 1)  # suffix sums of this block, in deviations from the next block's K
+    w[n] = 0.0
+    one = _U(1)
     for bs in range(0, m, n):
-        if bs > 0:
-            s = 0.0
-            c = 0.0
-            for j in range(bs - 1, bs - n - 1, -1):
-                s, c = two_sum(s, c, x[j])
-                suf[j - (bs - n)] = s + c
-        s = 0.0
-        c = 0.0
-        for i in range(bs, min(bs + n, m)):
-            s, c = two_sum(s, c, x[i])
-            st = i - n + 1
-            if st < 0:
-                continue
-            tot = s + c if st == bs else suf[st - (bs - n)] + (s + c)
-            out[i] = fin(tot / d)
+        size = min(n, m - bs)
+        b0 = _U(bs)
+        k = x[b0]
+        kn = x[b0 + _U(n)] if bs + n < m else 0.0
+        base = c0 * k
+        a = 0.0
+        b = 0.0
+        for j in range(size):
+            jj = _U(j)
+            r = _U(size - 1 - j)
+            a += x[b0 + jj] - k
+            b += x[b0 + r] - kn
+            w[r] = b
+            v = base + c1 * (u[jj + one] + a)
+            out[b0 + jj] = v if math.isfinite(v) else NAN
+        u, w = w, u
     return out
 
 
@@ -65,88 +92,92 @@ _WINSORIZE = 3
 _RVOL = 4
 
 
-@numba.njit(inline="always", **JIT)
-def _finish(mode: int, v: float, k: float, s1: float, s2: float, sa: float, n: int, p: float) -> float:
-    """One window's result from its shifted sums (S1 = Σ(x−K), S2 = Σ(x−K)², SA = Σ|x−K|)."""
-    if math.isnan(s1) or math.isnan(s2):
-        return NAN
-    if sa == 0.0:  # constant window, detected exactly
-        if mode == _ZSCORE:
-            return NAN
-        return v if mode == _WINSORIZE else 0.0
-    var = (s2 - s1 * (s1 / n)) * (1.0 / (n - 1))
-    if not var > 0.0:
-        var = 0.0
-    if mode == _VAR:
-        return fin(var)
-    sd = math.sqrt(var)
-    if mode == _STD:
-        return fin(sd)
-    if mode == _RVOL:
-        return fin(sd * p)
-    if mode == _ZSCORE:
-        return fin(((v - k) - s1 / n) / sd) if sd > 0.0 else NAN
-    dev = s1 / n  # winsorize: mean − K, band k·s with k = p
-    lo = k + (dev - p * sd)
-    hi = k + (dev + p * sd)
-    return fin(min(max(v, lo), hi))
-
-
 @numba.njit(**JIT)
 def _moments(x: np.ndarray, n: int, mode: int, p: float) -> np.ndarray:
-    """var / std / zscore / winsorize / realized_vol of each full window, from block-shifted sums."""
+    """var / std / zscore / winsorize / realized_vol of each full window, from block-shifted sums.
+
+    S1 = Σ(x − K), S2 = Σ(x − K)²; mode is a compile-time constant (each kernel its own finish loop).
+    """
+    numba.literally(mode)
     m = x.shape[0]
-    out = np.full(m, NAN)
+    out = np.empty(m)
     if n > m:
+        out[:] = NAN
         return out
-    u1 = np.empty(n)
-    u2 = np.empty(n)
-    ua = np.empty(n)
+    u1 = _suffix_start(n)
+    u2 = _suffix_start(n)
+    w1 = np.empty(n + 1)
+    w2 = np.empty(n + 1)
+    w1[n] = 0.0
+    w2[n] = 0.0
+    t1 = np.empty(n)  # prefix sums of this block
+    t2 = np.empty(n)
+    inv_n = 1.0 / n
+    inv_n1 = 1.0 / (n - 1)
+    one = _U(1)
     for bs in range(0, m, n):
-        k = x[bs]  # the shift: a value inside every window that ends in this block
-        if bs > 0:
-            a = 0.0
-            ac = 0.0
-            q = 0.0
-            ab = 0.0
-            for j in range(bs - 1, bs - n - 1, -1):
-                dv = x[j] - k
-                a, ac = two_sum(a, ac, dv)
-                q += dv * dv
-                ab += abs(dv)
-                u1[j - (bs - n)] = a + ac
-                u2[j - (bs - n)] = q
-                ua[j - (bs - n)] = ab
-        a = 0.0
-        ac = 0.0
-        q = 0.0
-        ab = 0.0
-        for i in range(bs, min(bs + n, m)):
-            dv = x[i] - k
-            a, ac = two_sum(a, ac, dv)
-            q += dv * dv
-            ab += abs(dv)
-            st = i - n + 1
-            if st < 0:
-                continue
-            if st == bs:
-                out[i] = _finish(mode, x[i], k, a + ac, q, ab, n, p)
-            else:
-                j = st - (bs - n)
-                out[i] = _finish(mode, x[i], k, u1[j] + (a + ac), u2[j] + q, ua[j] + ab, n, p)
+        size = min(n, m - bs)
+        b0 = _U(bs)
+        k = x[b0]  # the shift: a value inside every window that ends in this block
+        kn = x[b0 + _U(n)] if bs + n < m else 0.0
+        a1 = 0.0
+        a2 = 0.0
+        b1 = 0.0
+        b2 = 0.0
+        for j in range(size):
+            jj = _U(j)
+            r = _U(size - 1 - j)
+            d = x[b0 + jj] - k
+            a1 += d
+            a2 += d * d
+            t1[jj] = a1
+            t2[jj] = a2
+            e = x[b0 + r] - kn
+            b1 += e
+            b2 += e * e
+            w1[r] = b1
+            w2[r] = b2
+        for j in range(size):  # branch-free (selects), vectorised
+            jj = _U(j)
+            s1 = u1[jj + one] + t1[jj]
+            s2 = u2[jj + one] + t2[jj]
+            dev = s1 * inv_n  # mean − K
+            var = (s2 - s1 * dev) * inv_n1
+            var = 0.0 if var < 0.0 else var  # rounding below an exact 0; NaN stays NaN
+            if mode == _VAR:
+                res = var
+            elif mode == _STD:
+                res = math.sqrt(var)
+            elif mode == _RVOL:
+                res = math.sqrt(var) * p
+            elif mode == _ZSCORE:  # a constant window: 0 / 0 = missing
+                res = ((x[b0 + jj] - k) - dev) / math.sqrt(var)
+            else:  # winsorize: clip(x, mean − p·s, mean + p·s); a constant window gives x (= K)
+                band = p * math.sqrt(var)
+                lo = k + (dev - band)
+                hi = k + (dev + band)
+                v = x[b0 + jj]
+                res = lo if v < lo else v
+                res = hi if res > hi else res
+                res = NAN if math.isnan(s1) else res
+            out[b0 + jj] = res if math.isfinite(res) else NAN
+        u1, w1 = w1, u1
+        u2, w2 = w2, u2
     return out
 
 
 @register("sum")
 @numba.njit(**JIT)
 def rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
-    return _window_sum(x, n, 1.0)
+    """n·K + Σ(x − K): a constant window sums to n·c rounded once."""
+    return _window_sum(x, n, float(n), 1.0)
 
 
 @register("mean")
 @numba.njit(**JIT)
 def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    return _window_sum(x, n, float(n))
+    """K + Σ(x − K)/n: a constant window's mean is exactly its value (x > mean(x) stays false on flat data)."""
+    return _window_sum(x, n, 1.0, 1.0 / n)
 
 
 @register("var")
@@ -196,87 +227,92 @@ _COV = 0
 _CORR = 1
 
 
-@numba.njit(inline="always", **JIT)
-def _finish2(
-    mode: int, n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float, ax: float, ay: float
-) -> float:
-    if math.isnan(sxy) or math.isnan(sxx) or math.isnan(syy):
-        return NAN
-    if ax == 0.0 or ay == 0.0:  # a constant window: cov 0, corr missing
-        return 0.0 if mode == _COV else NAN
-    cxy = sxy - sx * sy / n
-    if mode == _COV:
-        return fin(cxy / (n - 1))
-    vx = sxx - sx * sx / n
-    vy = syy - sy * sy / n
-    if not (vx > 0.0 and vy > 0.0):
-        return NAN
-    r = cxy / (math.sqrt(vx) * math.sqrt(vy))
-    return fin(min(1.0, max(-1.0, r)))
-
-
 @numba.njit(**JIT)
 def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
-    """cov / corr of each full window, pairwise strict, from block-shifted sums (shifts Kx, Ky)."""
+    """cov / corr of each full window, pairwise strict, from block-shifted sums (shifts Kx, Ky).
+
+    NaN in either series poisons the shared sums through dx·dy; a constant x (or y) window has
+    Sx = Sxx = Sxy = 0 exactly: cov 0, corr 0 / 0 = missing.
+    """
+    numba.literally(mode)
     m = x.shape[0]
-    out = np.full(m, NAN)
+    out = np.empty(m)
     if n > m:
+        out[:] = NAN
         return out
-    u = np.empty((n, 7))
+    ux = _suffix_start(n)
+    uy = _suffix_start(n)
+    uxx = _suffix_start(n)
+    uyy = _suffix_start(n)
+    uxy = _suffix_start(n)
+    wx = _suffix_start(n)  # only [n] = 0 matters: the rest is written before it is read
+    wy = _suffix_start(n)
+    wxx = _suffix_start(n)
+    wyy = _suffix_start(n)
+    wxy = _suffix_start(n)
+    tx = np.empty(n)
+    ty = np.empty(n)
+    txx = np.empty(n)
+    tyy = np.empty(n)
+    txy = np.empty(n)
+    inv_n = 1.0 / n
+    inv_n1 = 1.0 / (n - 1)
+    one = _U(1)
     for bs in range(0, m, n):
-        kx = x[bs]
-        ky = y[bs]
-        if bs > 0:
-            a = ac = b = bc = aa = bb = ab = abc = 0.0
-            fa = fb = 0.0
-            for j in range(bs - 1, bs - n - 1, -1):
-                dx = x[j] - kx
-                dy = y[j] - ky
-                a, ac = two_sum(a, ac, dx)
-                b, bc = two_sum(b, bc, dy)
-                aa += dx * dx  # positive terms: plain sums are within n·eps
-                bb += dy * dy
-                ab, abc = two_sum(ab, abc, dx * dy)
-                fa += abs(dx)
-                fb += abs(dy)
-                r = j - (bs - n)
-                u[r, 0] = a + ac
-                u[r, 1] = b + bc
-                u[r, 2] = aa
-                u[r, 3] = bb
-                u[r, 4] = ab + abc
-                u[r, 5] = fa
-                u[r, 6] = fb
-        a = ac = b = bc = aa = bb = ab = abc = 0.0
-        fa = fb = 0.0
-        for i in range(bs, min(bs + n, m)):
-            dx = x[i] - kx
-            dy = y[i] - ky
-            a, ac = two_sum(a, ac, dx)
-            b, bc = two_sum(b, bc, dy)
-            aa += dx * dx
-            bb += dy * dy
-            ab, abc = two_sum(ab, abc, dx * dy)
-            fa += abs(dx)
-            fb += abs(dy)
-            st = i - n + 1
-            if st < 0:
-                continue
-            if st == bs:
-                out[i] = _finish2(mode, n, a + ac, b + bc, aa, bb, ab + abc, fa, fb)
+        size = min(n, m - bs)
+        b0 = _U(bs)
+        kx = x[b0]
+        ky = y[b0]
+        nx = x[b0 + _U(n)] if bs + n < m else 0.0
+        ny = y[b0 + _U(n)] if bs + n < m else 0.0
+        ax = ay = axx = ayy = axy = 0.0
+        bx = by = bxx = byy = bxy = 0.0
+        for j in range(size):
+            jj = _U(j)
+            r = _U(size - 1 - j)
+            dx = x[b0 + jj] - kx
+            dy = y[b0 + jj] - ky
+            ax += dx
+            ay += dy
+            axx += dx * dx
+            ayy += dy * dy
+            axy += dx * dy
+            tx[jj] = ax
+            ty[jj] = ay
+            txx[jj] = axx
+            tyy[jj] = ayy
+            txy[jj] = axy
+            ex = x[b0 + r] - nx
+            ey = y[b0 + r] - ny
+            bx += ex
+            by += ey
+            bxx += ex * ex
+            byy += ey * ey
+            bxy += ex * ey
+            wx[r] = bx
+            wy[r] = by
+            wxx[r] = bxx
+            wyy[r] = byy
+            wxy[r] = bxy
+        for j in range(size):  # branch-free (selects), vectorised
+            jj = _U(j)
+            sx = ux[jj + one] + tx[jj]
+            sy = uy[jj + one] + ty[jj]
+            cxy = (uxy[jj + one] + txy[jj]) - sx * (sy * inv_n)
+            if mode == _COV:
+                res = cxy * inv_n1 + 0.0  # + 0.0: a constant window gives 0, not -0
             else:
-                r = st - (bs - n)
-                out[i] = _finish2(
-                    mode,
-                    n,
-                    u[r, 0] + (a + ac),
-                    u[r, 1] + (b + bc),
-                    u[r, 2] + aa,
-                    u[r, 3] + bb,
-                    u[r, 4] + (ab + abc),
-                    u[r, 5] + fa,
-                    u[r, 6] + fb,
-                )
+                vx = (uxx[jj + one] + txx[jj]) - sx * (sx * inv_n)
+                vy = (uyy[jj + one] + tyy[jj]) - sy * (sy * inv_n)
+                res = cxy / (math.sqrt(vx) * math.sqrt(vy))  # vx < 0 by rounding: sqrt -> NaN
+                res = 1.0 if res > 1.0 else res
+                res = -1.0 if res < -1.0 else res
+            out[b0 + jj] = res if math.isfinite(res) else NAN
+        ux, wx = wx, ux
+        uy, wy = wy, uy
+        uxx, wxx = wxx, uxx
+        uyy, wyy = wyy, uyy
+        uxy, wxy = wxy, uxy
     return out
 
 
