@@ -112,12 +112,11 @@ def sharpe(returns: Any, periods_per_year: float = 1.0, axis: int = 0) -> Any:
 def moments(returns: Any) -> tuple[float, int, float, float]:
     """(per-period Sharpe, n, skewness, kurtosis) of a return series: the inputs PSR/DSR/MinTRL need."""
     r = _series(returns, "moments")
-    return (
-        float(sharpe(r)),
-        int(r.size),
-        float(sps.skew(r, bias=True)),
-        float(sps.kurtosis(r, fisher=False, bias=True)),
-    )
+    d = r - r.mean()
+    m2 = float(np.mean(d * d))
+    if m2 == 0:
+        return (float("nan"), int(r.size), 0.0, 3.0)
+    return (float(sharpe(r)), int(r.size), float(np.mean(d**3)) / m2**1.5, float(np.mean(d**4)) / m2**2)
 
 
 def _sr_variance_factor(sr: float, skew: float, kurt: float, where: str) -> float:
@@ -584,21 +583,29 @@ def spa_test(
 # --------------------------------------------------------------------------------------------------
 
 
-def block_shuffle_index(t: int, block: int, rng: np.random.Generator) -> np.ndarray:
-    """A permutation of 0..t-1 that reorders contiguous blocks of length ``block`` (random phase).
+def block_shuffle_index(t: int, block: int, rng: np.random.Generator, n: int | None = None) -> np.ndarray:
+    """Permutations of 0..t-1 that reorder contiguous blocks of length ``block`` (random phase each).
 
     Why a permutation (not resampling): every position value is used exactly once, so exposure, the
     long/short mix and the position distribution are kept exactly; within-block order keeps holding
-    periods and most of the turnover. A random offset moves the block boundaries between draws.
+    periods and most of the turnover. A random offset o moves the block boundaries between draws
+    (blocks [0, o), [o, o + block), ...; an empty first block when o = 0). One draw -> (t,), n draws ->
+    (n, t), all generated at once.
     """
-    off = int(rng.integers(0, block)) if block > 1 else 0
-    starts = np.concatenate([[0], np.arange(off if off else block, t, block)]) if t > 0 else np.array([0])
-    starts = np.unique(starts[starts < t])
-    lengths = np.diff(np.append(starts, t))
-    order = rng.permutation(starts.size)
-    s, ln = starts[order], lengths[order]
-    out_start = np.concatenate([[0], np.cumsum(ln)[:-1]])
-    return np.repeat(s - out_start, ln) + np.arange(t)
+    k = n or 1
+    if t <= 0:
+        return np.zeros((k, 0) if n else 0, dtype=np.int64)
+    nb = -(-t // block) + 1  # blocks per draw, the first possibly empty
+    off = rng.integers(0, block, size=k) if block > 1 else np.zeros(k, dtype=np.int64)
+    starts = np.minimum(off[:, None] + block * np.arange(-1, nb - 1)[None, :], t)
+    starts[:, 0] = 0
+    lengths = np.diff(starts, axis=1, append=np.full((k, 1), t))
+    order = np.argsort(rng.random((k, nb)), axis=1)
+    st = np.take_along_axis(starts, order, axis=1)
+    ln = np.take_along_axis(lengths, order, axis=1)
+    out_start = np.cumsum(ln, axis=1) - ln
+    idx = np.repeat((st - out_start).ravel(), ln.ravel()).reshape(k, t) + np.arange(t)
+    return idx if n else idx[0]
 
 
 def placebo_pvalue(
@@ -638,7 +645,7 @@ def placebo_pvalue(
         return out
 
     rng = np.random.default_rng(seed)
-    perms = np.stack([block_shuffle_index(pos.size, int(block), rng) for _ in range(n)])
+    perms = block_shuffle_index(pos.size, int(block), rng, n=int(n))
     real = float(np.asarray(f(strat(pos)[None, :])).reshape(-1)[0])
     plc = np.asarray(f(strat(pos[perms])), dtype=float).reshape(n)
     finite = np.where(np.isfinite(plc), plc, -np.inf)

@@ -81,7 +81,9 @@ def test_probability_sharpe_le_zero():
     assert strong.prob_sharpe_le_0 == 0.0
     assert verdict_bootstrap(strong).passed is True
     # zero true Sharpe: the share of resamples <= 0 averages about one half over seeds
-    probs = [bootstrap_ci(rng.normal(0.0, 0.01, 300), "sharpe", n=100, seed=s).prob_sharpe_le_0 for s in range(40)]
+    probs = [
+        bootstrap_ci(rng.normal(0.0, 0.01, 300), "sharpe", n=100, seed=s).prob_sharpe_le_0 for s in range(40)
+    ]
     assert 0.38 <= np.mean(probs) <= 0.62
     weak = bootstrap_ci(rng.normal(0.0, 0.01, 300), "sharpe", n=100, seed=3)
     assert verdict_bootstrap(weak).text.startswith("edge not robust to resampling: P(Sharpe <= 0) ")

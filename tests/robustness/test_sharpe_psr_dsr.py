@@ -44,9 +44,8 @@ def test_moments_match_scipy_population_moments():
     sr, n, g3, g4 = moments(r)
     assert n == 400
     assert sr == pytest.approx(r.mean() / r.std(ddof=1))
-    z = (r - r.mean()) / r.std(ddof=0)
-    assert g3 == pytest.approx(np.mean(z**3))
-    assert g4 == pytest.approx(np.mean(z**4))
+    assert g3 == pytest.approx(sps.skew(r, bias=True), rel=1e-10)
+    assert g4 == pytest.approx(sps.kurtosis(r, fisher=False, bias=True), rel=1e-10)
 
 
 def test_psr_hand_computation():
@@ -116,11 +115,11 @@ def test_sharpe_standard_error_formula_on_skewed_returns_monte_carlo():
     assert abs(srs.std(ddof=1) / math.sqrt((1 + 0.5 * true_sr**2) / (t - 1)) - 1) > 0.10
     # PSR against the true SR, each sim with its own moment estimates: P(PSR > 0.95) ~ 5%
     pvals = []
-    for row in r[:2000]:
+    for row in r:
         s, n, g3, g4 = moments(row)
         pvals.append(psr(s, n, g3, g4, true_sr))
     rate = np.mean(np.array(pvals) > 0.95)
-    assert 0.03 <= rate <= 0.075
+    assert 0.035 <= rate <= 0.075  # binomial sd of the rate over 4000 sims: 0.0035 (measured 0.0585)
 
 
 def test_effective_trials_heuristic():

@@ -14,12 +14,13 @@ from runtime.robustness import long_run_variance, spa_test, verdict_spa
 
 def test_noise_trials_do_not_reject():
     ps = []
-    for s in range(12):
-        m = np.random.default_rng(s).normal(0.0, 0.01, size=(400, 10))
-        ps.append(spa_test(m, reps=200, seed=s).p_consistent)
+    for s in range(20):
+        m = np.random.default_rng(s).normal(0.0, 0.01, size=(300, 10))
+        ps.append(spa_test(m, reps=100, seed=s).p_consistent)
     ps = np.array(ps)
+    # zero-mean trials sit on the null's boundary: p is roughly uniform, so "high" means on average
     assert np.sum(ps < 0.05) <= 2
-    assert ps.mean() > 0.3
+    assert ps.mean() > 0.35
 
 
 def test_planted_edge_rejects_and_is_named():
