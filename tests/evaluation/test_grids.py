@@ -14,7 +14,7 @@ import pytest
 
 from dsl import Frequency
 from runtime.contracts import UserError
-from runtime.evaluation import daily_grid, first_data_date, minute_grid
+from runtime.evaluation import daily_grid, first_data_date, minute_grid, trading_days
 
 CT = ZoneInfo("America/Chicago")
 
@@ -30,6 +30,15 @@ def test_nyse_grid_is_pmcs_schedule() -> None:
     np.testing.assert_array_equal(g.index, nyse_days("2024-01-01", "2024-12-31"))
     assert g.frequency is Frequency.DAILY and g.name == "daily:NYSE" and g.start == 0 and g.rows == 252
     assert np.datetime64("2024-11-28") not in g.index and np.datetime64("2024-11-29") in g.index
+
+
+def test_trading_days_and_calendar_names() -> None:
+    np.testing.assert_array_equal(
+        trading_days("nyse", dt.date(2023, 12, 20), dt.date(2024, 1, 10)),
+        nyse_days("2023-12-20", "2024-01-10"),
+    )
+    g = daily_grid(" cme_equity ", dt.date(2018, 11, 19), dt.date(2018, 11, 30), 0)
+    assert g.name == "daily:CME_EQUITY" and g.calendar == "CME_EQUITY"
 
 
 def test_warmup_rows_are_trading_days_before_start() -> None:
