@@ -9,18 +9,21 @@ Second moments (var, std, zscore, winsorize, realized_vol, cov, corr, slope) can
 var_samp / stddev_samp / covar_samp / regr_slope: their streaming updates lose digits on data such as
 1e8 + 1e-3 noise (errors ~1e-5 measured, the semantics demand ~1e-12). They use the block shift the
 Numba kernels use, in SQL: rows are cut into blocks of n (b = pos // n, r = pos % n); K_b = x at the
-block's first row (LAG(x, r)) lies inside every window that ends in block b, so deviations d = x − K_b
+block's first row lies inside every window that ends in block b, so deviations d = x − K_b
 are small and Σd² − (Σd)²/n has no cancellation. A window ending at row i of block b is a prefix of
 block b (a running sum partitioned by block) plus the suffix of block b − 1 that starts at row
-i − n + 1 (a reverse running sum of x − K_{b+1}, K_{b+1} = LEAD(x, n − r), read with LAG(·, n − 1)).
+i − n + 1 (a reverse running sum of x − K_{b+1}, K_{b+1} the next block's first row, read with
+LAG(·, n − 1)). K is picked by an order-free MAX over a block partition, not LAG(x, r) / LEAD(x, n − r):
+a per-row offset is not portable (Spark refuses it).
 Every sum holds only the window's own values, so nothing leaks from rows that left the window. The
 strict guard is COUNT(x) OVER w = n as everywhere; the exact constant-window test (Σ|d| = 0) rides
 along as one more running sum. Three
-window stages (three sorts: deviations, partitioned running sums, LAG), then the caller's formula.
+window stages (deviations with the K picks, partitioned running sums, LAG), then the caller's formula.
 
 rank and ts_argmax / ts_argmin compare the window with the current row's value, which no window
-aggregate can do: they collect the window as a list (`LIST(x) OVER w`, sorted or newest first) and
-find positions in it (O(w log w) per row; the Numba rank is O(n·w) too).
+aggregate can do: they collect the window as a sorted list (`LIST(x) OVER w`; for the arg-extremes
+the (x, ±row) pairs, so no collection order is needed) and find positions in it (O(w log w) per row;
+the Numba rank is O(n·w) too).
 """
 
 from __future__ import annotations
@@ -76,11 +79,6 @@ def count(ctx: Ctx, x: ir.Column, *, n: int) -> ir.Value:
 # -- list-based counting ------------------------------------------------------------------------------------------
 
 
-def _window_list(ctx: Ctx, x: ir.Column, n: int) -> ir.ArrayValue:
-    """The window's values, newest first (index 0 = the current row)."""
-    return x.collect(order_by=ctx.row.desc()).over(ctx.window(n))
-
-
 @register("rank", windowed=True)
 def rank(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
     """(#below + (#equal + 1) / 2) / n: exact in floating point (half-integers, one division).
@@ -96,9 +94,18 @@ def rank(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
 
 
 def _arg_extreme(ctx: Ctx, x: ir.NumericColumn, n: int, is_max: bool) -> ir.Value:
-    lst = _window_list(ctx, x, n)
-    target = lst.maxs() if is_max else lst.mins()
-    return strict(ctx, x, n, lst.index(target).cast("float64"))  # first in newest-first = most recent tie
+    """Rows back to the most recent max (min) of the window. The window's (value, ±row) pairs are
+    collected and sorted, which needs no collection order (an ordered LIST(x ORDER BY ...) is not
+    portable: Spark has none): ascending (x, row) ends at the max with the latest row; ascending
+    (x, −row) starts at the min with the latest row."""
+    if ctx.group_by:  # positions count rows within the partition
+        c = ctx.mat(pos=ibis.row_number().over(ctx.window()), x=x)
+        pos, x = c["pos"], c["x"]
+    else:
+        pos = ctx.row
+    pairs = ibis.struct({"v": x, "k": pos if is_max else -pos}).collect().over(ctx.window(n)).sort()
+    found = pairs[pairs.length() - 1]["k"] if is_max else -pairs[0]["k"]
+    return strict(ctx, x, n, (pos - found).cast("float64"))
 
 
 @register("ts_argmax", windowed=True)
@@ -128,14 +135,24 @@ def _block_sums(
         pos, series = c["pos"], {k: c[k] for k in series}
     else:
         pos = ctx.row
-    # stage 1 (O(1) per row, one sort by the grid order): block, offset, and deviations from K_b = x at
-    # this block's first row, LAG(x, r) (inside every window that ends in block b), and from K_{b+1} =
-    # LEAD(x, n − r), the next block's first row. A missing K gives NULL deviations, exactly for the
-    # windows that contain that missing row; past the end of the data LEAD is NULL and never read.
-    # The strict count rides on the same sort.
+    # stage 1 (O(1) per row): block, offset, and deviations from K_b = x at this block's first row
+    # (inside every window that ends in block b) and from K_{b+1}, the next block's first row. Neither
+    # is LAG / LEAD by a per-row offset (Spark, like other engines, wants a constant offset): K is the
+    # r = 0 row of a partition, picked by an order-free MAX over it. Block b for K_b; for K_{b+1} the
+    # partition c = (pos − 1) // n, which holds rows 1..n−1 of block b and the first row of block b + 1;
+    # a block's own first row (r = 0) reads K_{b+1} n rows ahead, LEAD(x, n). A missing K gives NULL
+    # deviations, exactly for the windows that contain that missing row (the guard makes them NULL);
+    # past the end of the data K_{b+1} is NULL and never read. The strict count rides on the order sort.
     b, r = pos // n, pos % n
     order = ctx.window()
-    k_cur = {k: v.lag(r).over(order) for k, v in series.items()}
+    first = {k: ibis.cases((r == 0, v)) for k, v in series.items()}
+    k_cur = {k: first[k].max().over(ctx.partition(b)) for k in series}
+    k_nxt = {
+        k: ibis.cases(
+            (r == 0, v.lead(n).over(order)), else_=first[k].max().over(ctx.partition((pos - 1) // n))
+        )
+        for k, v in series.items()
+    }
     w = ctx.window(n)
     present = None
     for v in series.values():  # the strict guard: COUNT(x) OVER w = n for every series
@@ -147,7 +164,7 @@ def _block_sums(
         ok=present,
         **{f"k_{k}": k_cur[k] for k in series},
         **{f"dc_{k}": v - k_cur[k] for k, v in series.items()},
-        **{f"dn_{k}": v - v.lead(n - r).over(order) for k, v in series.items()},
+        **{f"dn_{k}": v - k_nxt[k] for k, v in series.items()},
     )
     names = {k: v.get_name() for k, v in c.items()}
 
