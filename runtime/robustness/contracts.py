@@ -184,3 +184,37 @@ class BreakEvenResult:
     status: str  #: "crosses", "above_at_all" (never falls within range), "below_at_all" (never above)
     threshold: float
     tested: tuple[tuple[float, float], ...]  #: (multiple, metric) in ascending multiple order
+
+
+@dataclass(frozen=True, eq=False)
+class GapResult(_ArraysReadOnly):
+    """IS vs OOS Sharpe, and where the OOS Sharpe falls in the IS block-bootstrap distribution."""
+
+    is_sharpe: float
+    oos_sharpe: float
+    ratio: float  #: OOS / IS Sharpe (NaN when IS Sharpe is 0 or missing)
+    percentile: float  #: share of IS bootstrap Sharpes (at the OOS length) below the OOS Sharpe
+    inside: bool  #: OOS Sharpe inside the central `level` band of that distribution
+    level: float
+    is_distribution: np.ndarray
+    block: float
+    n: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class MultipleTestingResult:
+    """The selection-bias statistics of a study's chosen trial, with plain-words verdicts."""
+
+    best: int  #: the chosen trial's column
+    n_periods: int
+    n_trials: float  #: N used by DSR
+    var_trial_sr: float  #: cross-sectional variance of per-period trial Sharpes (ddof=1)
+    sharpe_annual: float
+    psr: float  #: PSR against 0
+    dsr: DSRResult
+    min_trl_periods: float  #: MinTRL against 0 at confidence 1 - alpha
+    min_trl_years: float
+    pbo: PBOResult | None  #: None with fewer than 2 trials
+    spa: SPAResult | None
+    verdicts: tuple[Verdict, ...]

@@ -27,8 +27,10 @@ from runtime.robustness.contracts import (
     BootstrapResult,
     BreakEvenResult,
     DSRResult,
+    GapResult,
     Interval,
     LagSweepResult,
+    MultipleTestingResult,
     PBOResult,
     PlaceboResult,
     SPAResult,
@@ -892,3 +894,113 @@ def verdict_break_even(res: BreakEvenResult, min_multiple: float = 2.0) -> Verdi
     ok = res.multiple >= min_multiple
     word = "survives" if ok else "fragile to"
     return Verdict("cost_sensitivity", ok, f"{word} cost errors: break-even at {res.multiple:.2f}x costs")
+
+
+# --------------------------------------------------------------------------------------------------
+# Bundles the runtime calls (one per issue-12 test that is pure statistics)
+# --------------------------------------------------------------------------------------------------
+
+
+def is_oos_gap(
+    is_returns: Any,
+    oos_returns: Any,
+    periods_per_year: float = 252.0,
+    kind: str = "stationary",
+    block: float | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> GapResult:
+    """OOS/IS Sharpe ratio and the OOS Sharpe's percentile in the IS bootstrap distribution.
+
+    Why at the OOS length: a short OOS window has a wider Sharpe spread than the IS one, so the IS
+    series is block-bootstrapped (arch) and each resample truncated to len(OOS) (a stationary-bootstrap
+    prefix is itself a stationary-bootstrap sample of that length). H0: OOS returns come from the IS
+    process; an OOS Sharpe below the band says the IS edge did not carry over.
+    """
+    where = "is_oos_gap"
+    r_is = _series(is_returns, where, "is_returns", min_len=8)
+    r_oos = _series(oos_returns, where, "oos_returns", min_len=2)
+    b = block_length(r_is, kind) if block is None else _positive(block, where, "block")
+    ab = _arch()
+    bs = (
+        ab.StationaryBootstrap(b, r_is, seed=int(seed))
+        if _kind(kind, where) == "stationary"
+        else ab.CircularBlockBootstrap(max(1, round(b)), r_is, seed=int(seed))
+    )
+    m = min(r_oos.size, r_is.size)
+    idx = np.empty((n, m), dtype=np.int64)
+    for i in range(n):
+        idx[i] = bs.update_indices()[:m]
+    dist = sharpe(r_is[idx], periods_per_year, axis=-1)
+    s_is, s_oos = float(sharpe(r_is, periods_per_year)), float(sharpe(r_oos, periods_per_year))
+    fin = dist[np.isfinite(dist)]
+    lo, hi = np.percentile(fin, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return GapResult(
+        is_sharpe=s_is,
+        oos_sharpe=s_oos,
+        ratio=s_oos / s_is if np.isfinite(s_is) and s_is != 0 and np.isfinite(s_oos) else float("nan"),
+        percentile=float(np.mean(fin < s_oos)),
+        inside=bool(lo <= s_oos <= hi),
+        level=float(level),
+        is_distribution=dist,
+        block=float(b),
+        n=int(n),
+        seed=int(seed),
+    )
+
+
+def multiple_testing(
+    trial_returns: Any,
+    best: int | None = None,
+    periods_per_year: float = 252.0,
+    n_trials: float | None = None,
+    S: int = 16,
+    spa_reps: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    benchmark_returns: Any | None = None,
+) -> MultipleTestingResult:
+    """PSR, DSR, MinTRL, CSCV PBO and SPA/RC for the chosen trial of a study, with verdicts.
+
+    trial_returns is the study's periods x trials return matrix (same period grid for every trial);
+    best defaults to the trial with the highest Sharpe. DSR uses N = n_trials (default: every trial
+    counted as independent, the conservative choice; ``effective_trials`` gives a heuristic smaller N)
+    and V = the variance of the trials' per-period Sharpes. PBO is skipped (None) when the matrix has
+    fewer than 2*S periods.
+    """
+    where = "multiple_testing"
+    m = _matrix(trial_returns, where, "trial_returns", min_rows=8)
+    t, k = m.shape
+    srs = sharpe(m, axis=0)
+    if best is None:
+        best = int(np.nanargmax(np.where(np.isfinite(srs), srs, -np.inf)))
+    if not 0 <= best < k:
+        raise UserError(f"{where}: best = {best} is not a trial column (0..{k - 1})")
+    sr, n, g3, g4 = moments(m[:, best])
+    n_eff = float(k if n_trials is None else n_trials)
+    fin = srs[np.isfinite(srs)]
+    var = float(np.var(fin, ddof=1)) if fin.size >= 2 else 0.0
+    d = dsr(sr, n, g3, g4, n_eff, var)
+    p = psr(sr, n, g3, g4, 0.0)
+    mt = min_trl(sr, g3, g4, 0.0, alpha)
+    pbo = pbo_cscv(m, S=S) if k >= 2 and t >= 2 * S else None
+    spa = spa_test(m, benchmark_returns, reps=spa_reps, seed=seed, size=alpha)
+    verdicts = [verdict_psr(p, 1 - alpha), verdict_dsr(d, 1 - alpha)]
+    if pbo is not None:
+        verdicts.append(verdict_pbo(pbo))
+    verdicts.append(verdict_spa(spa))
+    return MultipleTestingResult(
+        best=int(best),
+        n_periods=int(t),
+        n_trials=n_eff,
+        var_trial_sr=var,
+        sharpe_annual=float(sr * math.sqrt(periods_per_year)),
+        psr=p,
+        dsr=d,
+        min_trl_periods=mt,
+        min_trl_years=mt / periods_per_year,
+        pbo=pbo,
+        spa=spa,
+        verdicts=tuple(verdicts),
+    )
