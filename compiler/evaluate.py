@@ -87,7 +87,7 @@ class FrameSources(Sources):
         values = np.asarray(df[column], dtype=np.float64)
         if grid.frequency is Frequency.DAILY:
             stamps = np.asarray(df["date"], dtype="datetime64[D]")
-            return place_daily(stamps, values, grid.index)
+            return place_daily(stamps, values, grid.index, lower=getattr(grid, "previous", None))
         ts = np.asarray(
             df["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
             if hasattr(df["ts"], "dt") and df["ts"].dt.tz is not None

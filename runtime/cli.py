@@ -36,6 +36,11 @@ docs_app = BacktestTyper(no_args_is_help=True, help="Archive or replace the desi
 app.add_typer(config_app, name="config")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(docs_app, name="docs")
+features_app = BacktestTyper(no_args_is_help=True, help="Build or show the workbook's features (cached).")
+app.add_typer(features_app, name="features")
+from runtime.cache_cli import app as cache_app  # noqa: E402  (its own module; registered here)
+
+app.add_typer(cache_app, name="cache")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
@@ -441,7 +446,10 @@ def compile_cmd(
         str,
         typer.Option("--execution", help="close | next_open | next_close | custom | none (not a decision)"),
     ] = "close",
-    fmt: Annotated[str, typer.Option("--format", help="tree | json | dot")] = "tree",
+    fmt: Annotated[str, typer.Option("--format", help="tree | json | dot | sql | plan")] = "tree",
+    backend: Annotated[
+        str, typer.Option("--backend", help="with --format plan: auto | ibis | numba")
+    ] = "auto",
     param: Annotated[
         list[str] | None, typer.Option("--param", metavar="NAME=VALUE ...", help="bind $name: name=value")
     ] = None,
@@ -457,8 +465,10 @@ def compile_cmd(
 
     from runtime.graphs import compile_expression, parse_assignments
 
-    if fmt not in ("tree", "json", "dot"):
-        raise UserError(f"--format {fmt!r} is not tree, json or dot")
+    if fmt not in ("tree", "json", "dot", "sql", "plan"):
+        raise UserError(f"--format {fmt!r} is not tree, json, dot, sql or plan")
+    if backend not in ("auto", "ibis", "numba"):
+        raise UserError(f"--backend {backend!r} is not auto, ibis or numba")
     from runtime.config.loader import snapshot_paths
 
     a = _app(ctx, config, profile, "compile")
@@ -477,6 +487,15 @@ def compile_cmd(
         sys.stdout.write(json.dumps(g.to_dict(), indent=1, sort_keys=True) + "\n")
     elif fmt == "dot":
         sys.stdout.write(g.to_dot() + "\n")
+    elif fmt == "sql":
+        from compiler.evaluate import ibis_sql
+
+        sys.stdout.write(ibis_sql(g, params=parse_assignments(param, "param")) + "\n")
+    elif fmt == "plan":
+        from compiler.plan import plan_graph
+        from runtime.evaluation.render import plan_table
+
+        console.print(plan_table(plan_graph(g, mode=backend), g))
     else:
         console.print(g.render_tree(), markup=False, highlight=False)
         verdict = (
@@ -486,6 +505,172 @@ def compile_cmd(
             f"{g.kind.value} {g.frequency.value}, availability {g.availability}, warm-up {g.warmup_text()}, "
             f"hash {g.hash[:16]}; {verdict}"
         )
+
+
+def _params_json(text: str | None) -> dict:
+    """--params '{"w": 20}' as a dict of numbers / true / false."""
+    import json
+
+    if not text:
+        return {}
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"--params {text!r} is not JSON ({e.msg}); write e.g. --params '{{\"w\": 20}}'"
+        ) from None
+    if not isinstance(v, dict) or not all(isinstance(x, (int, float, bool)) for x in v.values()):
+        raise UserError("--params must be a JSON object of numbers or true/false, e.g. '{\"w\": 20}'")
+    return v
+
+
+def _eval_options(instrument, calendar, frequency, session, start, end, as_of, backend, params, no_cache):  # type: ignore[no-untyped-def]
+    from runtime.evaluation.run import EvalOptions
+
+    first, last = _date_range(start, end)
+    return EvalOptions(
+        instrument=instrument,
+        calendar=calendar,
+        frequency=frequency,
+        session=session,
+        start=first,
+        end=last,
+        as_of=_iso_date(as_of, "--as-of"),
+        backend=backend,
+        params=_params_json(params),
+        cache=not no_cache,
+    )
+
+
+InstrumentOpt = Annotated[
+    str | None, typer.Option("--instrument", help="INSTRUMENTS id (default: the first daily one)")
+]
+CalendarOpt = Annotated[str | None, typer.Option("--calendar", help="NYSE | CME_EQUITY (daily grids)")]
+FrequencyOpt = Annotated[str | None, typer.Option("--frequency", help="daily | 1m (default: inferred)")]
+SessionOpt = Annotated[str, typer.Option("--session", help="RTH | FULL (1m grids)")]
+StartOpt = Annotated[str | None, typer.Option("--start", help="first output date YYYY-MM-DD")]
+EndOpt = Annotated[str | None, typer.Option("--end", help="last output date YYYY-MM-DD")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="read daily data as known on this date")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="auto | ibis | numba")]
+ParamsOpt = Annotated[str | None, typer.Option("--params", help="$params as JSON: '{\"w\": 20}'")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="compute everything; read and write no cache")]
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    expression: Annotated[str, typer.Argument(help="a DSL expression or a feature id")],
+    instrument: InstrumentOpt = None,
+    calendar: CalendarOpt = None,
+    frequency: FrequencyOpt = None,
+    session: SessionOpt = "RTH",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    as_of: AsOfOpt = None,
+    backend: BackendOpt = "auto",
+    params: ParamsOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write FILE.parquet or FILE.csv")] = None,
+    no_cache: NoCacheOpt = False,
+    nodes: Annotated[bool, typer.Option("--nodes", help="also list every node and where it ran")] = False,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Evaluate an expression on its grid: head and tail, rows, missing, backends, time, cache hits."""
+    from runtime.evaluation.render import nodes_table, summary_lines, values_table
+    from runtime.evaluation.run import eval_expression, frame
+
+    opts = _eval_options(
+        instrument, calendar, frequency, session, start, end, as_of, backend, params, no_cache
+    )
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise UserError(f"--out {out} must end in .parquet or .csv")
+    a = _app(ctx, config, profile, "eval")
+    res = eval_expression(expression, a.snapshot, a.paths, a.registry, opts)
+    console.print(res.graph.canonical, markup=False, highlight=False)
+    console.print(values_table(res))
+    if nodes:
+        console.print(nodes_table(res))
+    for line in summary_lines(res):
+        say(line)
+    if out is not None:
+        import pyarrow as pa
+
+        from runtime.storage.atomic import atomic_write_parquet, atomic_write_text
+
+        df = frame(res)
+        if out.suffix.lower() == ".parquet":
+            atomic_write_parquet(pa.Table.from_pandas(df, preserve_index=False), out)
+        else:
+            atomic_write_text(out, df.to_csv(index=False))
+        say(f"wrote {out} ({len(df):,} rows)")
+
+
+@features_app.command("build")
+def features_build(
+    ctx: typer.Context,
+    feature: Annotated[list[str] | None, typer.Option("--feature", help="feature id (repeatable)")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="only features with this tag")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    as_of: AsOfOpt = None,
+    backend: BackendOpt = "auto",
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Build the enabled features, engineered features and gates into the cache (computed or cached)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from runtime.evaluation.render import builds_table
+    from runtime.evaluation.run import build_features, select_features
+
+    opts = _eval_options(None, None, None, "RTH", start, end, as_of, backend, None, False)
+    a = _app(ctx, config, profile, "features-build")
+    selected = select_features(a.snapshot, feature, tag)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("features", total=len(selected))
+
+        def done(b):  # type: ignore[no-untyped-def]
+            bar.update(task, advance=1, description=f"{b.feature_id}: {'cached' if b.cached else 'computed'}")
+            LOG.info("feature %s %s in %.2f s", b.feature_id, "cached" if b.cached else "computed", b.seconds)
+
+        builds = build_features(a.snapshot, a.paths, a.registry, selected, opts, on_done=done)
+    console.print(builds_table(builds))
+    n_cached = sum(b.cached for b in builds)
+    say(f"{len(builds)} feature(s): {len(builds) - n_cached} computed, {n_cached} from the cache")
+
+
+@features_app.command("show")
+def features_show(
+    ctx: typer.Context,
+    feature_id: Annotated[str, typer.Argument(help="a feature, engineered feature or gate id")],
+    tail: Annotated[int, typer.Option("--tail", help="rows to show from the end")] = 10,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """A feature's definition and its last values (from the cache when built)."""
+    from runtime.evaluation.render import summary_lines, values_table
+    from runtime.evaluation.run import eval_expression, select_features
+
+    if tail < 1:
+        raise UserError(f"--tail {tail} must be at least 1")
+    a = _app(ctx, config, profile, "features-show")
+    select_features(a.snapshot, [feature_id])  # unknown / disabled ids: a clear error
+    opts = _eval_options(None, None, None, "RTH", start, end, as_of, "auto", None, False)
+    res = eval_expression(feature_id, a.snapshot, a.paths, a.registry, opts)
+    console.print(res.graph.render_tree(), markup=False, highlight=False)
+    console.print(values_table(res, head=0, tail=tail, title=feature_id))
+    for line in summary_lines(res):
+        say(line)
 
 
 # ---- status ------------------------------------------------------------------------------------------
