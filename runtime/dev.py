@@ -228,6 +228,8 @@ def demo(py: Path) -> None:
     _run([bt, "derive"])
     _run([bt, "charts", "--demo"])
     _run([bt, "compile", DEMO_EXPR])
+    _run([bt, "features", "build"])  # every enabled feature into the cache: computed or cached, with times
+    _run([bt, "eval", DEMO_EXPR, "--start", "2018-10-01"])
     _run([bt, "status"])
     _run([bt, "context-pack", "--quiet"])
 
