@@ -71,6 +71,20 @@ def test_studentized_spa_equals_hansens_statistic_on_the_same_draws():
     assert res.p_consistent == pytest.approx(np.mean(t_star > zbar.max()))
 
 
+@pytest.mark.parametrize(
+    ("kind", "block", "studentize"), [("stationary", 4.0, True), ("circular", None, False)]
+)
+def test_fast_method_equals_arch_classes(kind, block, studentize):
+    rng = np.random.default_rng(6)
+    m = rng.normal(0.0, 0.01, size=(400, 12))
+    m[:, 3] += 0.0025
+    m[:, 8] += 0.0012
+    fast = spa_test(m, kind=kind, block=block, reps=200, seed=11, studentize=studentize)
+    ref = spa_test(m, kind=kind, block=block, reps=200, seed=11, studentize=studentize, method="arch")
+    assert fast == ref  # every p-value, the block, and better_models
+    assert 3 in fast.better_models
+
+
 def test_deterministic_and_user_errors():
     m = np.random.default_rng(9).normal(size=(200, 4))
     assert spa_test(m, reps=100, seed=1) == spa_test(m, reps=100, seed=1)
