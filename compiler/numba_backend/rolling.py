@@ -274,26 +274,27 @@ def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
             dy = y[b0 + jj] - ky
             ax += dx
             ay += dy
-            axx += dx * dx
-            ayy += dy * dy
             axy += dx * dy
             tx[jj] = ax
             ty[jj] = ay
-            txx[jj] = axx
-            tyy[jj] = ayy
             txy[jj] = axy
             ex = x[b0 + r] - nx
             ey = y[b0 + r] - ny
             bx += ex
             by += ey
-            bxx += ex * ex
-            byy += ey * ey
             bxy += ex * ey
             wx[r] = bx
             wy[r] = by
-            wxx[r] = bxx
-            wyy[r] = byy
             wxy[r] = bxy
+            if mode == _CORR:  # pruned at compile time: cov needs no squares
+                axx += dx * dx
+                ayy += dy * dy
+                txx[jj] = axx
+                tyy[jj] = ayy
+                bxx += ex * ex
+                byy += ey * ey
+                wxx[r] = bxx
+                wyy[r] = byy
         for j in range(size):  # branch-free (selects), vectorised
             jj = _U(j)
             sx = ux[jj + one] + tx[jj]
