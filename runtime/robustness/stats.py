@@ -367,6 +367,8 @@ def block_length(returns: Any, kind: str = "stationary") -> float:
     """Politis-White (2004, corrected 2009) optimal block length from arch, floored at 1."""
     r = _series(returns, "block_length", min_len=8)
     col = _kind(kind, "block_length")
+    if np.ptp(r) == 0:  # a constant series has no autocorrelation to keep
+        return 1.0
     b = float(_arch().optimal_block_length(r)[col].iloc[0])
     if not np.isfinite(b):
         b = 1.0
@@ -555,7 +557,13 @@ def spa_test(
         omega = np.where(omega > 0, omega, 1.0)  # a constant differential: leave unscaled
     d_used = diff / omega
     zeros = np.zeros((t, 1))
-    if method == "fast":
+    if np.all(np.ptp(diff, axis=0) == 0):
+        # every trial differs from the benchmark by a constant: no randomness to bootstrap
+        beats = bool(diff[0].max() > 0)
+        p0 = 0.0 if beats else 1.0
+        pv, p_rc = {"lower": p0, "consistent": p0, "upper": p0}, p0
+        better = tuple(int(i) for i in np.flatnonzero(diff[0] > 0))
+    elif method == "fast":
         pv, p_rc, better = _spa_fast(diff, omega, block_arg, kind, int(reps), int(seed), size)
     else:
         spa = ab.SPA(zeros, -d_used, block_size=block_arg, reps=int(reps), bootstrap=kind, seed=int(seed))
@@ -770,7 +778,8 @@ def lag_sweep(
     fin = np.where(np.isfinite(vals), vals, -np.inf)
     peak = int(lag_arr[int(np.argmax(fin))])
     neg, nonneg = fin[lag_arr < 0], fin[lag_arr >= 0]
-    look = bool(neg.size and nonneg.size and neg.max() - nonneg.max() > peak_margin)
+    with np.errstate(invalid="ignore"):  # all-NaN sides: -inf - -inf
+        look = bool(neg.size and nonneg.size and neg.max() - nonneg.max() > peak_margin)
     collapse = False
     if 0 in lag_arr and 1 in lag_arr:
         m0, m1 = vals[lag_arr == 0][0], vals[lag_arr == 1][0]

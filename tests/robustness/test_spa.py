@@ -88,6 +88,8 @@ def test_fast_method_equals_arch_classes(kind, block, studentize):
 def test_deterministic_and_user_errors():
     m = np.random.default_rng(9).normal(size=(200, 4))
     assert spa_test(m, reps=100, seed=1) == spa_test(m, reps=100, seed=1)
+    flat = spa_test(np.zeros((200, 3)), reps=50)  # every trial is the (flat) benchmark: nothing beats it
+    assert flat.p_consistent == 1.0 and flat.p_reality_check == 1.0 and flat.better_models == ()
     with pytest.raises(UserError, match="align"):
         spa_test(m, np.zeros(199))
     with pytest.raises(UserError, match="NaN"):
