@@ -15,7 +15,7 @@ circular block bootstrap, optimal block length, SPA / Reality Check / StepM), ne
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import combinations, pairwise
 from typing import Any
 
@@ -252,6 +252,10 @@ def pbo_cscv(
     m = m[dropped:]
     t = m.shape[0]
     blk = t // S
+    if math.comb(S, S // 2) > 200_000:
+        raise UserError(
+            f"{where}: S = {S} gives {math.comb(S, S // 2):,} splits; use S <= 20 (16 is the usual choice)"
+        )
     combos = np.array(list(combinations(range(S), S // 2)), dtype=np.int64)
     ind = np.zeros((combos.shape[0], S), dtype=bool)
     ind[np.arange(combos.shape[0])[:, None], combos] = True
@@ -262,29 +266,31 @@ def pbo_cscv(
                 f"{where}: metric {metric!r} is unknown; use one of {_FAST_METRICS} or a callable"
             )
         metric_name = metric
-        is_vals, oos_vals = _cscv_fast(m, S, blk, ind, metric)
+        chunks = _cscv_fast(m, S, blk, ind, metric)
     else:
         metric_name = getattr(metric, "__name__", "callable")
-        blocks = m.reshape(S, blk, n_trials)
-        is_vals = np.empty((ind.shape[0], n_trials))
-        oos_vals = np.empty_like(is_vals)
-        for c, row in enumerate(ind):
-            is_vals[c] = np.asarray(metric(blocks[row].reshape(-1, n_trials)), dtype=float)
-            oos_vals[c] = np.asarray(metric(blocks[~row].reshape(-1, n_trials)), dtype=float)
+        chunks = _cscv_callable(m, S, blk, ind, metric)
 
-    # NaN metrics (a flat trial in a half) rank lowest: never chosen IS, never above anyone OOS
-    is_sel = np.where(np.isfinite(is_vals), is_vals, -np.inf)
-    oos_cmp = np.where(np.isfinite(oos_vals), oos_vals, -np.inf)
-    best = np.argmax(is_sel, axis=1)
-    rows = np.arange(ind.shape[0])
-    v = oos_cmp[rows, best][:, None]
-    below = (oos_cmp < v).sum(axis=1)
-    ties = (oos_cmp == v).sum(axis=1) - 1
-    rank = 1.0 + below + 0.5 * ties  # average rank, 1 = worst, N = best
-    w = rank / (n_trials + 1)
+    n_splits = ind.shape[0]
+    best = np.empty(n_splits, dtype=np.int64)
+    w = np.empty(n_splits)
+    r_is = np.empty(n_splits)
+    r_oos = np.empty(n_splits)
+    for a, is_vals, oos_vals in chunks:  # reduced chunk by chunk: memory O(chunk x N), not O(splits x N)
+        sl = slice(a, a + is_vals.shape[0])
+        # NaN metrics (a flat trial in a half) rank lowest: never chosen IS, never above anyone OOS
+        is_sel = np.where(np.isfinite(is_vals), is_vals, -np.inf)
+        oos_cmp = np.where(np.isfinite(oos_vals), oos_vals, -np.inf)
+        b = np.argmax(is_sel, axis=1)
+        rows = np.arange(is_vals.shape[0])
+        v = oos_cmp[rows, b][:, None]
+        below = (oos_cmp < v).sum(axis=1)
+        ties = (oos_cmp == v).sum(axis=1) - 1
+        w[sl] = (1.0 + below + 0.5 * ties) / (n_trials + 1)  # average rank, 1 = worst, N = best
+        best[sl] = b
+        r_is[sl] = is_vals[rows, b]
+        r_oos[sl] = oos_vals[rows, b]
     logits = np.log(w / (1 - w))
-    r_is = is_vals[rows, best]
-    r_oos = oos_vals[rows, best]
     ok = np.isfinite(r_is) & np.isfinite(r_oos)
     slope, r2 = np.nan, np.nan
     if ok.sum() >= 3 and np.ptp(r_is[ok]) > 0:
@@ -298,7 +304,7 @@ def pbo_cscv(
         is_metric=r_is,
         oos_metric=r_oos,
         S=int(S),
-        n_splits=int(ind.shape[0]),
+        n_splits=int(n_splits),
         n_trials=int(n_trials),
         n_periods=int(t),
         dropped_rows=int(dropped),
@@ -311,8 +317,8 @@ def pbo_cscv(
 
 def _cscv_fast(
     m: np.ndarray, S: int, blk: int, ind: np.ndarray, metric: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """IS/OOS metrics for every split from per-block sums of the column-centred returns.
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """IS/OOS metrics of every split, in chunks, from per-block sums of the column-centred returns.
 
     Centring each column by its full-sample mean first keeps the variance from sums exact in floating
     point (variance is shift-invariant; the mean is shifted back).
@@ -323,23 +329,33 @@ def _cscv_fast(
     s2 = (x * x).sum(axis=1)
     tot1, tot2 = s1.sum(axis=0), s2.sum(axis=0)
     half = blk * (S // 2)
-    is_vals = np.empty((ind.shape[0], m.shape[1]))
-    oos_vals = np.empty_like(is_vals)
-    step = max(1, 4_000_000 // max(1, m.shape[1]))  # keep chunk arrays to a few tens of MB
+    step = max(1, 2_000_000 // max(1, m.shape[1]))  # chunk arrays of ~16 MB
     w = ind.astype(float)
     for a in range(0, ind.shape[0], step):
         wi = w[a : a + step]
         a1, a2 = wi @ s1, wi @ s2
-        for out, q1, q2 in ((is_vals, a1, a2), (oos_vals, tot1 - a1, tot2 - a2)):
+        out = []
+        for q1, q2 in ((a1, a2), (tot1 - a1, tot2 - a2)):
             mean = q1 / half + col_mean
             if metric == "mean":
-                out[a : a + step] = mean
+                out.append(mean)
                 continue
-            var = np.maximum(q2 - q1 * q1 / half, 0.0) / (half - 1)
-            sd = np.sqrt(var)
+            sd = np.sqrt(np.maximum(q2 - q1 * q1 / half, 0.0) / (half - 1))
             with np.errstate(divide="ignore", invalid="ignore"):
-                out[a : a + step] = np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0), np.nan)
-    return is_vals, oos_vals
+                out.append(np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0), np.nan))
+        yield a, out[0], out[1]
+
+
+def _cscv_callable(
+    m: np.ndarray, S: int, blk: int, ind: np.ndarray, metric: Callable[[np.ndarray], np.ndarray]
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """IS/OOS metrics of every split from a user metric on the materialised halves (one split a chunk)."""
+    n = m.shape[1]
+    blocks = m.reshape(S, blk, n)
+    for c, row in enumerate(ind):
+        is_v = np.asarray(metric(blocks[row].reshape(-1, n)), dtype=float).reshape(1, n)
+        oos_v = np.asarray(metric(blocks[~row].reshape(-1, n)), dtype=float).reshape(1, n)
+        yield c, is_v, oos_v
 
 
 # --------------------------------------------------------------------------------------------------

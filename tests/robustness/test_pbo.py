@@ -86,5 +86,7 @@ def test_verdict_words_and_user_errors():
         pbo_cscv(np.zeros((100, 3)), S=7)
     with pytest.raises(UserError, match="NaN"):
         pbo_cscv(np.full((100, 3), np.nan), S=4)
+    with pytest.raises(UserError, match="705,432 splits; use S <= 20"):
+        pbo_cscv(np.zeros((220, 3)), S=22)
     with pytest.raises(UserError, match="at least"):
         pbo_cscv(np.zeros((10, 1)), S=4)
