@@ -122,6 +122,11 @@ def moments(returns: Any) -> tuple[float, int, float, float]:
 
 
 def _sr_variance_factor(sr: float, skew: float, kurt: float, where: str) -> float:
+    if not all(np.isfinite(v) for v in (sr, skew, kurt)):
+        raise UserError(
+            f"{where}: SR {sr!r}, skew {skew!r}, kurt {kurt!r} must be finite (a flat return series has no "
+            "Sharpe); check the strategy traded in the window"
+        )
     v = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2
     if not v > 0:
         raise UserError(
@@ -1002,13 +1007,14 @@ def is_oos_gap(
     where = "is_oos_gap"
     r_is = _series(is_returns, where, "is_returns", min_len=8)
     r_oos = _series(oos_returns, where, "oos_returns", min_len=2)
+    _kind(kind, where)
     b = block_length(r_is, kind) if block is None else _positive(block, where, "block")
     ab = _arch()
-    bs = (
-        ab.StationaryBootstrap(b, r_is, seed=int(seed))
-        if _kind(kind, where) == "stationary"
-        else ab.CircularBlockBootstrap(max(1, round(b)), r_is, seed=int(seed))
-    )
+    if kind == "stationary":
+        bs = ab.StationaryBootstrap(b, r_is, seed=int(seed))
+    else:
+        b = float(max(1, round(b)))
+        bs = ab.CircularBlockBootstrap(int(b), r_is, seed=int(seed))
     m = min(r_oos.size, r_is.size)
     idx = np.empty((n, m), dtype=np.int64)
     for i in range(n):

@@ -135,6 +135,8 @@ def test_effective_trials_heuristic():
 def test_user_errors_name_the_fix():
     with pytest.raises(UserError, match="per-period Sharpe"):
         psr(1.0, 1250, skew=3.0, kurt=3.0)  # 1 - 3*1 + (3-1)/4 = -1.5: no valid standard error
+    with pytest.raises(UserError, match="flat return series"):
+        psr(*moments(np.zeros(50)))
     with pytest.raises(UserError, match="n_trials"):
         dsr(0.1, 100, 0, 3, 0, 0.01)
     with pytest.raises(UserError, match="alpha"):
