@@ -130,3 +130,19 @@ def test_long_windows_stay_tight(n: int, regime: str) -> None:
     sample = sorted(rng.choice(np.arange(n - 1, rows), size=6, replace=False).tolist())
     for op in MOMENT_OPS:
         _check_rows(op, _operands(op, x, y), n, sample)
+
+
+@pytest.mark.parametrize("span", [1, 2, 5, 60])
+def test_ema_pairwise_steps_match_the_row_by_row_recursion(span: int) -> None:
+    """The ema kernel composes two rows per step; missing runs of odd and even length (so a pair can be
+    half missing, or wholly), a missing first row and an odd tail must not change the recursion."""
+    rng = np.random.default_rng(span)
+    x = 4000.0 + np.cumsum(rng.normal(size=5001))
+    for start, length in [(0, 1), (100, 1), (201, 2), (302, 3), (1000, 7), (4999, 2)]:
+        x[start : start + length] = np.nan
+    got = call("ema", x, span=span)
+    ref = np.array(REFERENCE["ema"](list(x), span))
+    assert np.array_equal(np.isnan(got), np.isnan(ref))
+    ok = ~np.isnan(ref)
+    scale = np.fmax.accumulate(np.abs(np.nan_to_num(x)))  # the floor of the property tests for ema
+    assert (np.abs(got[ok] - ref[ok]) <= RTOL * np.maximum(np.abs(ref[ok]), scale[ok])).all()
