@@ -291,6 +291,13 @@ def evaluate_run(
         fz = values["freeze_gate"]
         frozen = np.where(np.isnan(fz), np.nan, (fz == 0).astype(np.float64))
     gates = None if entry is None else Gates(entry, frozen)
+    if entry is not None:
+        gap = int(np.isnan(entry[ts:]).sum())
+        if gap:
+            notes.append(
+                f"{cb.entry_gate.cell if cb.entry_gate else 'gate_expr'}: the entry gate is missing on {gap:,} "
+                "traded rows (its data does not reach back): counted closed, no entry there"
+            )
     market = Market(close=close, open=opn, day=day if cb.frequency == "1m" else None)
     spec = RunSpec(
         instrument=cb.instrument,
@@ -372,7 +379,6 @@ def tables(data: RunData) -> dict[str, Any]:
             return pa.array(t.astype("datetime64[ns]"), pa.timestamp("ns", tz="UTC"))
         return pa.array(t.astype("datetime64[D]"), pa.date32())
 
-    tseg = np.where(data.oos_start is not None and True, "is", "is").astype(object)
     tseg = np.array(
         ["oos" if data.oos_start is not None and x >= data.oos_start else "is" for x in xr], dtype=object
     )
@@ -460,9 +466,7 @@ def run_backtest(
     known = reg.query("SELECT run_id FROM runs WHERE run_id = ? AND status = 'ok'", [rid])
     if known and (final / "metrics.json").is_file() and not force:
         m = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
-        return RunOutcome(
-            rid, final, False, m, time.perf_counter() - t0, ("the run exists; --force recomputes it",)
-        )
+        return RunOutcome(rid, final, False, m, time.perf_counter() - t0)
     timings: dict[str, float] = {}
     started = utcnow()
     with ParquetValueStore(paths, reg, batch=True) as store:
