@@ -77,10 +77,12 @@ def parse_params(text: str | None) -> dict[str, Any]:
         v = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(
-            f"--params {text!r} is not JSON ({e.msg}); write e.g. --params '{{\"window\": 40}}'"
+            f"--params {text!r} is not JSON ({e.msg}); fix: write e.g. --params '{{\"window\": 40}}'"
         ) from None
     if not isinstance(v, dict) or not all(isinstance(x, (int, float, bool)) for x in v.values()):
-        raise UserError("--params must be a JSON object of numbers or true/false, e.g. '{\"window\": 40}'")
+        raise UserError(
+            "--params must be a JSON object of numbers or true/false; fix: e.g. '{\"window\": 40}'"
+        )
     return v
 
 

@@ -535,6 +535,25 @@ def run_backtest(
     return RunOutcome(rid, final, True, m, time.perf_counter() - t0, notes, data, timings)
 
 
+def open_run(
+    snap: ConfigSnapshot,
+    paths: ResolvedPaths,
+    reg: Registry,
+    backtest_id: str,
+    params: Mapping[str, Any] | None = None,
+    force: bool = False,
+) -> RunOutcome:
+    """run_backtest, and when the run already existed its data evaluated again (nothing rewritten), so a
+    notebook always has the paths and trades in memory for the tearsheet's figures."""
+    out = run_backtest(snap, paths, reg, backtest_id, params, force)
+    if out.data is not None:
+        return out
+    cb = compile_backtest(snap, backtest_id, dict(params or {}))
+    with ParquetValueStore(paths, reg, batch=True) as store:
+        data = evaluate_run(snap, paths, reg, cb, store=store)
+    return dataclasses.replace(out, data=data, notes=data.notes)
+
+
 def run_dir_files(run_dir: Path) -> list[str]:
     return sorted(p.name for p in Path(run_dir).iterdir())
 
@@ -551,6 +570,7 @@ __all__ = [
     "dt",
     "evaluate_run",
     "metrics_json",
+    "open_run",
     "run_backtest",
     "run_id_of",
     "tables",
