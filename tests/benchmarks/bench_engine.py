@@ -160,7 +160,11 @@ def floor_kernel(open_, close, sig, mult, slip, fee, capital, out):  # pragma: n
 
 
 def _status(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    """A /proc/self/status figure in MB (Linux); NaN elsewhere (macOS/Windows: no peak-RSS figure)."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return float("nan")
+    for line in status.read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
