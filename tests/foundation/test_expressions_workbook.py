@@ -219,20 +219,71 @@ def test_compile_cli(exported: Path, cli) -> None:
 
 
 def test_graph_notebook_runs(exported: Path) -> None:
+    """notebooks/02 in a real kernel on a DATA_ROOT with the demo's CTA data ingested: graph HTML, plan, SQL
+    and a plot whose values equal a pandas zscore of the lagged flow read back from the source xlsx."""
     import nbformat
+    import numpy as np
+    import pandas as pd
     from nbclient import NotebookClient
+
+    from runtime.config.loader import load_snapshot, snapshot_paths
+    from runtime.demo_data.daily import write_daily_samples
+    from runtime.ingest.daily import ingest_daily
+    from runtime.storage.paths import ensure_layout
+    from runtime.storage.registry import Registry
+
+    snapshot = exported / "config" / "exports" / "latest.json"
+    snap = load_snapshot(snapshot)
+    paths = snapshot_paths(snap)
+    ensure_layout(paths)
+    reg = Registry(paths.duckdb_file)
+    reg.migrate()
+    incoming = paths.data_root / "incoming" / "daily"
+    write_daily_samples(incoming, start="2017-01-01")
+    ingest_daily(snap.dataset("CTA"), paths, reg)
 
     repo = Path(__file__).resolve().parents[2]
     nb = nbformat.read(repo / "notebooks" / "02_inspect_graph.ipynb", as_version=4)
-    os.environ["BACKTEST_CONFIG"] = str(exported / "config" / "exports" / "latest.json")
+    os.environ["BACKTEST_CONFIG"] = str(snapshot)
     try:
         NotebookClient(
-            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(exported)}}
+            nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(exported)}}
         ).execute()
     finally:
         del os.environ["BACKTEST_CONFIG"]
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
     html = [o["data"]["text/html"] for o in outputs if "data" in o and "text/html" in o["data"]]
     assert any("cta_flow" in h for h in html)
     text = "".join(o.get("text", "") for o in outputs)
+    plain = "".join(o["data"].get("text/plain", "") for o in outputs if "data" in o)
     assert "warm-up 61" in text and "write lag(cta_flow, 1)" in text
+    assert "plan of cta_flow_z" in text + plain and "numba" in text + plain  # the rich plan table
+    assert "-- cta_flow_z" in text and "LAG(" in text and "WITH" in text  # the staged SQL
+    # the plot: one point per NYSE trading day of the CTA file from the 61st on, values = pandas reference
+    fig = next(
+        o["data"]["application/vnd.plotly.v1+json"]
+        for o in outputs
+        if "data" in o and "application/vnd.plotly.v1+json" in o["data"]
+    )
+    trace = fig["data"][0]
+    src = pd.read_excel(incoming / "cta.xlsx")
+    flow = src.set_index(pd.to_datetime(src["Date"]))["CTA Flow"].astype(float).sort_index()
+    lagged = flow.shift(1)
+    r = lagged.rolling(60)
+    ref = ((lagged - r.mean()) / r.std()).iloc[60:]
+    ys = np.array([np.nan if v is None else v for v in _plotly_values(trace["y"])], dtype=float)
+    xs = pd.to_datetime(_plotly_values(trace["x"]))
+    assert list(xs) == list(ref.index)
+    np.testing.assert_allclose(ys, ref.to_numpy(), rtol=1e-9, atol=1e-12)
+
+
+def _plotly_values(v: object) -> list:
+    """A trace's x or y as plain values (plotly 6 sends numbers as base64 typed arrays)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return list(v)  # type: ignore[call-overload]
