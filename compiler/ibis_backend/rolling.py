@@ -33,7 +33,7 @@ from collections.abc import Callable
 import ibis
 import ibis.expr.types as ir
 
-from compiler.ibis_backend._common import NULL_F, finite, strict
+from compiler.ibis_backend._common import DBL_MAX, NULL_F, finite, strict
 from compiler.ibis_backend._registry import Ctx, register
 
 # -- native window aggregates --------------------------------------------------------------------------------
@@ -122,93 +122,80 @@ def ts_argmin(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
 
 Terms = dict[str, Callable[[dict[str, ir.Value], ir.Value], ir.Value]]
 
+_NAN = ibis.literal(float("nan"), type="float64")
+
 
 def _block_sums(
-    ctx: Ctx, n: int, series: dict[str, ir.Value], terms: Terms
+    ctx: Ctx, n: int, series: dict[str, ir.Value], terms: Terms, *, keep_k: bool = False
 ) -> tuple[dict[str, ir.Value], dict[str, ir.Value]]:
-    """Window sums Σ term(d, u) over the last n rows, d = series − K (K inside the window), u = the row's
-    offset from the block start of the window's last row. Returns (sums, current-row columns: `r`, `ok`
-    = all n rows of every series present, and per series `dc_` = d, `k_` = K, `const_` = the window is
-    constant, exactly: Σ|d| = 0), all columns of the final stage's table."""
+    """Window sums Σ term(d, u) over the last n rows, d = series − K_b (K_b inside the window), u = the
+    row's offset from the start of block b (the block of the window's last row; negative in block b − 1).
+
+    Returns (sums, current-row columns: `r`, `full` = n rows exist, per series `dc_` = d of the current
+    row and, with `keep_k`, `k_` = K_b), all columns of the final stage's table. A sum is NaN when any
+    operand in its window is missing (the caller's finite() / comparisons turn it into NULL)."""
     if ctx.group_by:  # blocks count rows within the partition
         c = ctx.mat(pos=ibis.row_number().over(ctx.window()), **series)
         pos, series = c["pos"], {k: c[k] for k in series}
     else:
         pos = ctx.row
-    # stage 1 (O(1) per row): block, offset, and deviations from K_b = x at this block's first row
-    # (inside every window that ends in block b) and from K_{b+1}, the next block's first row. Neither
-    # is LAG / LEAD by a per-row offset (Spark, like other engines, wants a constant offset): K is the
-    # r = 0 row of a partition, picked by an order-free MAX over it. Block b for K_b; for K_{b+1} the
-    # partition c = (pos − 1) // n, which holds rows 1..n−1 of block b and the first row of block b + 1;
-    # a block's own first row (r = 0) reads K_{b+1} n rows ahead, LEAD(x, n). A missing K gives NULL
-    # deviations, exactly for the windows that contain that missing row (the guard makes them NULL);
-    # past the end of the data K_{b+1} is NULL and never read. The strict count rides on the order sort.
+    # stage 1 (one sort by the grid order, literal frames only): K_b and K_{b+1} are the one block-start
+    # row (r = 0) among the last n rows and among the next n rows, so SUM over those frames of
+    # "x if r = 0" is that row's x, exactly (one term; NULL if it is missing or beyond the data).
+    # d = x − K_b and e = x − K_{b+1}, NaN where x or K is missing (the poison). `full`: n rows exist.
     b, r = pos // n, pos % n
-    order = ctx.window()
-    first = {k: ibis.cases((r == 0, v)) for k, v in series.items()}
-    k_cur = {k: first[k].max().over(ctx.partition(b)) for k in series}
-    k_nxt = {
-        k: ibis.cases(
-            (r == 0, v.lead(n).over(order)), else_=first[k].max().over(ctx.partition((pos - 1) // n))
-        )
-        for k, v in series.items()
-    }
-    w = ctx.window(n)
-    present = None
-    for v in series.values():  # the strict guard: COUNT(x) OVER w = n for every series
-        full = v.count().over(w) == n
-        present = full if present is None else present & full
+    last_n, next_n = ctx.window(n), ctx.window(rows=(1, n))
+    k_cur, dev, dev_next = {}, {}, {}
+    for k, v in series.items():
+        first = ibis.cases((r == 0, v), else_=NULL_F)
+        k_cur[k] = first.sum().over(last_n)
+        dev[k] = (v - k_cur[k]).fill_null(_NAN)
+        dev_next[k] = (v - first.sum().over(next_n)).fill_null(_NAN)
     c = ctx.mat(
-        b=b,
         r=r,
-        ok=present,
-        **{f"k_{k}": k_cur[k] for k in series},
-        **{f"dc_{k}": v - k_cur[k] for k, v in series.items()},
-        **{f"dn_{k}": v - k_nxt[k] for k, v in series.items()},
+        even=b % 2 == 0,
+        full=pos.lag(n - 1).over(ctx.window()).notnull(),
+        **({f"k_{k}": k_cur[k] for k in series} if keep_k else {}),
+        **{f"dc_{k}": dev[k] for k in series},
+        **{f"dn_{k}": dev_next[k] for k in series},
     )
     names = {k: v.get_name() for k, v in c.items()}
 
     def col(key: str) -> ir.Column:
         return ctx.table[names[key]]
 
-    # stage 2 (one sort, partitioned by block): running prefix sums within the block and reverse
-    # running suffix sums to its end, of every term and of |d| (the exact constant-window test)
-    pre = ctx.window(preceding=None, following=0, by=col("b"))
-    suf = ctx.window(preceding=0, following=None, by=col("b"))
-    cur = {k: col(f"dc_{k}") for k in series}
-    nxt = {k: col(f"dn_{k}") for k in series}
-    u_cur = col("r").cast("float64")
-    u_nxt = u_cur - float(n)
-    every: dict[str, Callable[[dict[str, ir.Value], ir.Value], ir.Value]] = dict(terms)
-    for k in series:
-        every[f"abs_{k}"] = lambda d, u, k=k: d[k].abs()
-    c = ctx.mat(
-        **{f"p_{t}": f(cur, u_cur).sum().over(pre) for t, f in every.items()},
-        **{f"q_{t}": f(nxt, u_nxt).sum().over(suf) for t, f in every.items()},
-    )
-    names |= {k: v.get_name() for k, v in c.items()}
-    # stage 3: window = block prefix + the previous block's suffix (the suffix starting n − 1 rows back);
-    # before n rows exist LAG is NULL, so the sums are NULL (and the guard is false)
-    back = ctx.window()
-    parts = list(every)
+    # stage 2 (one more sort, the same frame for every sum): a window ending in an even block b holds
+    # rows of b (their d) and of the odd block b − 1 (their e = x − K_b); one ending in an odd block the
+    # reverse. So column E (d on even-block rows, e on odd) summed over the plain last-n frame is the
+    # shifted sum of every even-block window, column O (the mirror) of every odd-block one: each sum
+    # holds only its window's own values, nothing leaks, no partition and no second LAG.
+    even = col("even")
+    u_own = col("r").cast("float64")
+    u_prev = u_own - float(n)
+    e_col = {k: ibis.cases((even, col(f"dc_{k}")), else_=col(f"dn_{k}")) for k in series}
+    o_col = {k: ibis.cases((even, col(f"dn_{k}")), else_=col(f"dc_{k}")) for k in series}
+    u_e = ibis.cases((even, u_own), else_=u_prev)
+    u_o = ibis.cases((even, u_prev), else_=u_own)
     c = ctx.mat(
         **{
-            f"t_{t}": ibis.cases(
-                (col("r") == n - 1, col(f"p_{t}")), else_=col(f"p_{t}") + col(f"q_{t}").lag(n - 1).over(back)
+            f"s_{t}": ibis.cases(
+                (even, f(e_col, u_e).sum().over(last_n)), else_=f(o_col, u_o).sum().over(last_n)
             )
-            for t in parts
+            for t, f in terms.items()
         }
     )
     names |= {k: v.get_name() for k, v in c.items()}
-    sums = {t: col(f"t_{t}") for t in terms}
-    cols = {"r": col("r"), "ok": col("ok")}
+    sums = {t: col(f"s_{t}") for t in terms}
+    cols = {"r": col("r"), "full": col("full")}
     for k in series:
-        cols |= {f"dc_{k}": col(f"dc_{k}"), f"k_{k}": col(f"k_{k}"), f"const_{k}": col(f"t_abs_{k}") == 0}
+        cols[f"dc_{k}"] = col(f"dc_{k}")
+        if keep_k:
+            cols[f"k_{k}"] = col(f"k_{k}")
     return sums, cols
 
 
 def _floor0(v: ir.NumericValue) -> ir.NumericValue:
-    """max(v, 0) that keeps NULL (SQL GREATEST ignores NULL arguments: it would turn NULL into 0)."""
+    """max(v, 0) that keeps NULL and NaN (SQL GREATEST ignores NULL arguments: it would turn NULL into 0)."""
     return ibis.cases((v < 0, 0.0), else_=v)
 
 
@@ -216,12 +203,17 @@ def _var_terms(k: str) -> Terms:
     return {f"{k}1": lambda d, u: d[k], f"{k}2": lambda d, u: d[k] * d[k]}
 
 
-def _variance(ctx: Ctx, x: ir.Value, n: int) -> tuple[ir.Value, ir.Value, dict[str, ir.Value]]:
-    """(sample variance ≥ 0, mean − K, current-row columns); NULL unless the window is full."""
-    s, cols = _block_sums(ctx, n, {"x": x}, _var_terms("x"))
+def _variance(
+    ctx: Ctx, x: ir.Value, n: int, *, keep_k: bool = False
+) -> tuple[ir.Value, ir.Value, dict[str, ir.Value]]:
+    """(sample variance ≥ 0, mean − K, current-row columns); NULL unless n rows exist, NaN if one of
+    them is missing. Exactly 0 on a constant window (every d is 0) and > 0 on any other (the K row's
+    d = 0 is in the window, so Σ(d − d̄)² cannot cancel to 0 short of underflow): `var > 0` is the
+    constant-window test, with no extra sum."""
+    s, cols = _block_sums(ctx, n, {"x": x}, _var_terms("x"), keep_k=keep_k)
     dev_mean = s["x1"] / float(n)
     var = (s["x2"] - s["x1"] * dev_mean) / float(n - 1)
-    var = ibis.cases((cols["ok"], _floor0(var)), else_=NULL_F)
+    var = ibis.cases((cols["full"], _floor0(var)), else_=NULL_F)
     return var, dev_mean, cols
 
 
@@ -237,20 +229,21 @@ def std(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
 
 @register("zscore", windowed=True)
 def zscore(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
-    """(x − mean) / std = (d − Σd/n) / std; NULL on a constant window (Σ|d| = 0: max = min, exactly)."""
+    """(x − mean) / std = (d − Σd/n) / std; NULL on a constant window (var = 0 exactly, see _variance;
+    the division is never evaluated there, so no engine sees x/0)."""
     v, dev_mean, c = _variance(ctx, x, n)
-    z = (c["dc_x"] - dev_mean) / v.sqrt()
-    return ibis.cases((c["const_x"], NULL_F), else_=finite(z))
+    return ibis.cases((v > 0, finite((c["dc_x"] - dev_mean) / v.sqrt())), else_=NULL_F)
 
 
 @register("winsorize", windowed=True)
 def winsorize(ctx: Ctx, x: ir.NumericColumn, *, n: int, k: float) -> ir.Value:
     """clip(x, m − k·s, m + k·s), formed on deviations d = x − K (no cancellation), K added back once."""
-    v, dev_mean, c = _variance(ctx, x, n)
+    v, dev_mean, c = _variance(ctx, x, n, keep_k=True)
     s = v.sqrt()
     lo, hi, d = dev_mean - float(k) * s, dev_mean + float(k) * s, c["dc_x"]
     clipped = ibis.cases((d < lo, lo), (d > hi, hi), else_=d)
-    return ibis.cases((v.notnull(), finite(clipped + c["k_x"])), else_=NULL_F)
+    # v <= DBL_MAX: false on NaN (ordered above every number) and inf, NULL on NULL
+    return ibis.cases((v <= DBL_MAX, finite(clipped + c["k_x"])), else_=NULL_F)
 
 
 @register("realized_vol", windowed=True)
@@ -280,20 +273,21 @@ def _co(ctx: Ctx, x: ir.Value, y: ir.Value, n: int) -> tuple[dict[str, ir.Value]
 def cov(ctx: Ctx, x: ir.NumericColumn, y: ir.NumericColumn, *, n: int) -> ir.Value:
     s, c = _co(ctx, x, y, n)
     sxy = s["xy"] - s["x1"] * s["y1"] / float(n)
-    return ibis.cases((c["ok"], finite(sxy / float(n - 1))), else_=NULL_F)
+    return ibis.cases((c["full"], finite(sxy / float(n - 1))), else_=NULL_F)
 
 
 @register("corr", windowed=True)
 def corr(ctx: Ctx, x: ir.NumericColumn, y: ir.NumericColumn, *, n: int) -> ir.Value:
-    """Pearson r from shifted co-moments; NULL if either window is constant (Σ|d| = 0, exactly)."""
+    """Pearson r from shifted co-moments; NULL if either window is constant (its Σ(d − d̄)² is exactly
+    0, see _variance), so the division is only evaluated on a positive denominator."""
     s, c = _co(ctx, x, y, n)
     sxy = s["xy"] - s["x1"] * s["y1"] / float(n)
     sxx = _floor0(s["x2"] - s["x1"] * s["x1"] / float(n))
     syy = _floor0(s["y2"] - s["y1"] * s["y1"] / float(n))
-    const = c["const_x"] | c["const_y"]
-    r = sxy / (sxx.sqrt() * syy.sqrt())
+    den = sxx.sqrt() * syy.sqrt()
+    r = finite(sxy / den)
     return ibis.cases(
-        (~c["ok"] | const, NULL_F), else_=finite(ibis.cases((r > 1.0, 1.0), (r < -1.0, -1.0), else_=r))
+        (c["full"] & (den > 0), ibis.cases((r > 1.0, 1.0), (r < -1.0, -1.0), else_=r)), else_=NULL_F
     )
 
 
@@ -304,4 +298,4 @@ def slope(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
     s, c = _block_sums(ctx, n, {"x": x}, {"x1": lambda d, u: d["x"], "xu": lambda d, u: d["x"] * u})
     shift = c["r"].cast("float64") - (n - 1) / 2.0
     num = s["xu"] - shift * s["x1"]
-    return ibis.cases((c["ok"], finite(num / (n * (n * n - 1) / 12.0))), else_=NULL_F)
+    return ibis.cases((c["full"], finite(num / (n * (n * n - 1) / 12.0))), else_=NULL_F)
