@@ -41,6 +41,9 @@ app.add_typer(features_app, name="features")
 from runtime.cache_cli import app as cache_app  # noqa: E402  (its own module; registered here)
 
 app.add_typer(cache_app, name="cache")
+from runtime.backtest.cli import run_cmd  # noqa: E402  (the command lives with the backtest package)
+
+app.command("run")(run_cmd)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
