@@ -230,6 +230,8 @@ def demo(py: Path) -> None:
     _run([bt, "compile", DEMO_EXPR])
     _run([bt, "features", "build"])  # every enabled feature into the cache: computed or cached, with times
     _run([bt, "eval", DEMO_EXPR, "--start", "2018-10-01"])
+    _run([bt, "run", "bt_spx_cta"])  # daily: IS/OOS summary and the tearsheet path
+    _run([bt, "run", "bt_es_delta"])  # intraday on the demo ES 1m bars
     _run([bt, "status"])
     _run([bt, "context-pack", "--quiet"])
 
