@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False, "boundscheck": False}
 
@@ -36,3 +37,25 @@ def two_sum(s: float, c: float, v: float) -> tuple[float, float]:
     bp = t - s
     c += (s - (t - bp)) + (v - bp)
     return t, c
+
+
+@numba.njit(**(JIT | {"nogil": False}))  # the object-mode block takes the GIL; nogil here would only warn
+def empty(m: int) -> np.ndarray:
+    """An uninitialised float64 output array from numpy's allocator, not Numba's (one object-mode call).
+
+    Why: numpy advises the kernel to back large arrays with transparent huge pages (madvise), Numba's
+    runtime allocator does not. When the memory is fresh (the usual case in a pipeline that frees and
+    allocates large arrays in turn) a 24 MB result then takes ~5,800 4 KB page faults instead of ~200:
+    measured 20-27 ms vs 8 ms for ema on 3M rows, three times the kernel's own work. Costs ~3 µs a call.
+    """
+    with numba.objmode(out="float64[::1]"):
+        out = np.empty(m)
+    return out
+
+
+@numba.njit(**JIT)
+def full_nan(m: int) -> np.ndarray:
+    """`empty(m)` filled with the missing marker."""
+    out = empty(m)
+    out[:] = NAN
+    return out

@@ -35,7 +35,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from compiler.numba_backend._common import JIT, NAN, fin, two_sum
+from compiler.numba_backend._common import JIT, NAN, empty, fin, full_nan, two_sum
 from compiler.numba_backend._registry import register
 
 # -- block-decomposed sums and moments -----------------------------------------------------------------------
@@ -57,7 +57,7 @@ def _suffix_start(n: int) -> np.ndarray:
 def _window_sum(x: np.ndarray, n: int, c0: float, c1: float) -> np.ndarray:
     """c0·K + c1·Σ(x − K) of each full window (sum: c0 = n, c1 = 1; mean: c0 = 1, c1 = 1/n)."""
     m = x.shape[0]
-    out = np.empty(m)
+    out = empty(m)
     if n > m:  # no full window; never allocate window-sized buffers for a window longer than the data
         out[:] = NAN
         return out
@@ -100,7 +100,7 @@ def _moments(x: np.ndarray, n: int, mode: int, p: float) -> np.ndarray:
     """
     numba.literally(mode)
     m = x.shape[0]
-    out = np.empty(m)
+    out = empty(m)
     if n > m:
         out[:] = NAN
         return out
@@ -236,7 +236,7 @@ def _comoments(x: np.ndarray, y: np.ndarray, n: int, mode: int) -> np.ndarray:
     """
     numba.literally(mode)
     m = x.shape[0]
-    out = np.empty(m)
+    out = empty(m)
     if n > m:
         out[:] = NAN
         return out
@@ -337,7 +337,7 @@ def corr(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
 def slope(x: np.ndarray, n: int) -> np.ndarray:
     """OLS slope on t = 1..n: Σ(t − t̄)(x − K) / Σ(t − t̄)², from block sums of (x−K) and j·(x−K)."""
     m = x.shape[0]
-    out = np.full(m, NAN)
+    out = full_nan(m)
     if n > m:
         return out
     u1 = np.empty(n)
@@ -385,7 +385,7 @@ def slope(x: np.ndarray, n: int) -> np.ndarray:
 def count(x: np.ndarray, n: int) -> np.ndarray:
     """Present values among the last n rows; missing only while fewer than n rows exist."""
     m = x.shape[0]
-    out = np.full(m, NAN)
+    out = full_nan(m)
     c = 0
     for i in range(m):
         if not math.isnan(x[i]):
@@ -405,8 +405,8 @@ def _extreme(x: np.ndarray, n: int, is_max: bool) -> tuple[np.ndarray, np.ndarra
     never re-reads x.
     """
     m = x.shape[0]
-    val = np.full(m, NAN)
-    arg = np.full(m, NAN)
+    val = full_nan(m)
+    arg = full_nan(m)
     if n > m:
         return val, arg
     cap = 1
@@ -506,7 +506,7 @@ def _upper(buf: np.ndarray, cnt: int, v: float) -> int:
 def _order_stat(x: np.ndarray, n: int, mode: int, q: float) -> np.ndarray:
     """Median or q-quantile (numpy 'linear') of each full window, from the sorted window."""
     m = x.shape[0]
-    out = np.full(m, NAN)
+    out = full_nan(m)
     if n > m:
         return out
     buf = np.empty(n)
@@ -560,7 +560,7 @@ def rank(x: np.ndarray, n: int) -> np.ndarray:
     """(values below + (ties incl. itself + 1) / 2) / n: one branch-free pass over the window per row,
     faster than keeping the window sorted (the counts vectorise; the sorted insert does not)."""
     m = x.shape[0]
-    out = np.full(m, NAN)
+    out = full_nan(m)
     last_nan = -1
     for i in range(m):
         v = x[i]
@@ -617,7 +617,7 @@ def ema(x: np.ndarray, span: int) -> np.ndarray:
     and does not grow: the recursion contracts by 1 − α per row.
     """
     m = x.shape[0]
-    out = np.empty(m)
+    out = empty(m)
     i, e = _ema_seed(x, span, out)
     a = 2.0 / (span + 1.0)
     b = 1.0 - a
