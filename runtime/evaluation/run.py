@@ -86,24 +86,31 @@ def _intraday(snap: ConfigSnapshot, dataset_id: str) -> bool:
 
 
 def data_range(
-    reg: Registry, snap: ConfigSnapshot, dataset_ids: Iterable[str]
+    reg: Registry, snap: ConfigSnapshot, dataset_ids: Iterable[str], as_of: dt.date | None = None
 ) -> tuple[dt.date, dt.date] | None:
     """(the latest first date, the latest last date) over the daily datasets read: from the first date
-    on which every dataset has begun, to the last date any of them reaches."""
+    on which every dataset has begun, to the last date any of them reaches. With `as_of`, only the ingests
+    made by the end of that UTC day count (a day ingested later is not a row of an as-of evaluation)."""
     ids = sorted(d for d in set(dataset_ids) if not _intraday(snap, d))
     if not ids:
         return None
     marks = ", ".join("?" for _ in ids)
+    known = ""
+    args: list[Any] = list(ids)
+    if as_of is not None:
+        known = " AND started_at < ?"
+        args.append(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time()))
     rows = reg.query(
         f"SELECT dataset_id, min(first_date) AS f, max(last_date) AS l FROM ingests "
-        f"WHERE dataset_id IN ({marks}) GROUP BY dataset_id",
-        ids,
+        f"WHERE dataset_id IN ({marks}){known} GROUP BY dataset_id",
+        args,
     )
     found = {r["dataset_id"]: (r["f"], r["l"]) for r in rows if r["f"] is not None}
     missing = [d for d in ids if d not in found]
     if missing:
         raise UserError(
-            f"no data ingested for {', '.join(missing)}; fix: `backtest ingest daily --dataset {missing[0]}`"
+            f"no data ingested for {', '.join(missing)}{f' as of {as_of}' if as_of else ''}; fix: "
+            f"`backtest ingest daily --dataset {missing[0]}`" + (" or use a later --as-of" if as_of else "")
         )
     return max(f for f, _ in found.values()), max(last for _, last in found.values())
 
@@ -184,7 +191,7 @@ def grids_for(
     inst = _instrument(snap, opts.instrument)
     cal = known_calendar(opts.calendar or (inst.calendar if inst is not None else "NYSE"))
     w = needs.get(dsl.Frequency.DAILY, 0)
-    rng = data_range(reg, snap, reads)
+    rng = data_range(reg, snap, reads, opts.as_of)
     if rng is None and (opts.start is None or opts.end is None):
         raise UserError("this expression reads no dataset; give --start and --end")
     start = opts.start
