@@ -24,7 +24,9 @@ results, which LLVM vectorises (sqrt and division four at a time). The finishing
 compile time (`numba.literally` on the mode), not by a branch per row. Indices are unsigned
 (`np.uintp`) in the hot loops: with signed indices Numba adds a negative-index wraparound to every
 access, which halved the speed. Missing values need no count: NaN poisons exactly the prefix / suffix
-sums that contain it, which is the strict-window rule.
+sums that contain it, which is the strict-window rule. Each output array is allocated once, by numpy
+(`_common.empty`: huge pages, so a fresh 24 MB result does not cost more page faults than the kernel's
+own work) and written once.
 """
 
 from __future__ import annotations
