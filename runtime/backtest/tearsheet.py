@@ -276,6 +276,10 @@ def _trades_table(data: Any) -> str:
     ) + f"<div class='scroll'><table>{head}{''.join(rows)}</table></div>"
 
 
+def _day(data: Any, i: int) -> str:
+    return str(_x(data)[i].date()) if len(data.time) else "-"
+
+
 def _setup_table(data: Any, run_id: str) -> str:
     cb = data.compiled
     c = cb.column
@@ -283,7 +287,11 @@ def _setup_table(data: Any, run_id: str) -> str:
     rows = [
         ("run id", run_id),
         ("strategy / instrument", f"{cb.strategy_id} on {cb.instrument_id} ({cb.instrument.accounting})"),
-        ("range", f"{cb.start} .. {cb.end}" + (f", OOS after {cb.oos_from}" if cb.oos_from else ", no OOS")),
+        (
+            "range",
+            f"{cb.start} .. {cb.end}, traded {_day(data, 0)} .. {_day(data, -1)}"
+            + (f", OOS after {cb.oos_from}" if cb.oos_from else ", no OOS"),
+        ),
         ("grid", f"{cb.frequency}" + (f" {cb.session}" if cb.frequency == "1m" else f" {cb.calendar}")),
         ("execution", f"{c.execution.execution_time}, price model {costs.price_model}"),
         (
@@ -295,6 +303,11 @@ def _setup_table(data: Any, run_id: str) -> str:
             "positions",
             f"{c.position.mode}; long {c.position.allow_long}, short {c.position.allow_short}, "
             f"flat {c.position.allow_flat}; {c.position.contracts_per_unit:.4g} per unit",
+        ),
+        (
+            "rules",
+            f"min hold {c.rules.min_hold_days}d, cooldown {c.rules.cooldown_days}d, flip same day "
+            f"{c.rules.allow_flip_same_day}, flat at session end {c.rules.flat_at_session_end}",
         ),
         ("capital", f"{cb.initial_capital:,.0f}"),
         ("params", ", ".join(f"{k}={v}" for k, v in cb.params.items()) or "none"),
