@@ -1,5 +1,5 @@
 """Rolling statistics over the last n rows (current row included), strict: NULL unless all n rows exist
-and are present (`COUNT(x) OVER w = n`).
+and are present (`COUNT(x) OVER w = n`; the block moments below get the same rule without a COUNT).
 
 Native window aggregates where DuckDB's result is as exact as the semantics need: sum, mean (segment
 trees sum only the frame's own values, so nothing leaks from rows that left the window), min, max,
@@ -9,16 +9,20 @@ Second moments (var, std, zscore, winsorize, realized_vol, cov, corr, slope) can
 var_samp / stddev_samp / covar_samp / regr_slope: their streaming updates lose digits on data such as
 1e8 + 1e-3 noise (errors ~1e-5 measured, the semantics demand ~1e-12). They use the block shift the
 Numba kernels use, in SQL: rows are cut into blocks of n (b = pos // n, r = pos % n); K_b = x at the
-block's first row lies inside every window that ends in block b, so deviations d = x − K_b
-are small and Σd² − (Σd)²/n has no cancellation. A window ending at row i of block b is a prefix of
-block b (a running sum partitioned by block) plus the suffix of block b − 1 that starts at row
-i − n + 1 (a reverse running sum of x − K_{b+1}, K_{b+1} the next block's first row, read with
-LAG(·, n − 1)). K is picked by an order-free MAX over a block partition, not LAG(x, r) / LEAD(x, n − r):
-a per-row offset is not portable (Spark refuses it).
+block's first row lies inside every window that ends in block b, so deviations d = x − K_b are small
+and Σd² − (Σd)²/n has no cancellation. A window ending in block b holds rows of b (deviation from K_b:
+d) and of b − 1 (deviation from the next block's K: e = x − K_{b(row)+1}). Column E = d on even-block
+rows and e on odd-block rows is therefore right for every window ending in an even block, column O
+(the mirror) for every window ending in an odd block: plain SUM(E) / SUM(O) over the last-n frame,
+picked by the parity of the current row's block. K_b and K_{b+1} are the one r = 0 row among the last
+n and the next n rows (SUM of "x if r = 0" over those frames: one term, exact). Literal frames and
+offsets only (Spark refuses per-row ones), no partition: two window stages (the K picks with the
+guard, then the sums), then the caller's formula.
 Every sum holds only the window's own values, so nothing leaks from rows that left the window. The
-strict guard is COUNT(x) OVER w = n as everywhere; the exact constant-window test (Σ|d| = 0) rides
-along as one more running sum. Three
-window stages (deviations with the K picks, partitioned running sums, LAG), then the caller's formula.
+strict rule needs no COUNT: a missing x or K becomes NaN in d / e, which poisons exactly the sums of
+the windows that contain it (the formulas' finite() / comparisons return NULL), and `LAG(pos, n − 1)
+IS NOT NULL` says n rows exist. A constant window has var = 0 exactly (every d is 0), any other var > 0
+(the K row's d = 0 is in the window), so `var > 0` is the exact constant test (no Σ|d| sum).
 
 rank and ts_argmax / ts_argmin compare the window with the current row's value, which no window
 aggregate can do: they collect the window as a sorted list (`LIST(x) OVER w`; for the arg-extremes
@@ -36,17 +40,32 @@ import ibis.expr.types as ir
 from compiler.ibis_backend._common import DBL_MAX, NULL_F, finite, strict
 from compiler.ibis_backend._registry import Ctx, register
 
+_NAN = ibis.literal(float("nan"), type="float64")
+
 # -- native window aggregates --------------------------------------------------------------------------------
+
+
+def _rows_exist(ctx: Ctx, n: int) -> ir.BooleanValue:
+    """n rows (of the partition) end at this row: one literal LAG on the window's own sort."""
+    return ctx.row.lag(n - 1).over(ctx.window()).notnull()
+
+
+def _poisoned(x: ir.NumericValue) -> ir.FloatingValue:
+    """x with missing as NaN: a window aggregate over it is NaN when any row of its frame is missing,
+    which finite() turns into NULL, so the strict rule needs no COUNT (the Numba kernels' rule)."""
+    return x.cast("float64").fill_null(_NAN)
 
 
 @register("sum", windowed=True)
 def sum_(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
-    return strict(ctx, x, n, finite(x.sum().over(ctx.window(n)).cast("float64")))
+    agg = finite(_poisoned(x).sum().over(ctx.window(n)))
+    return ibis.cases((_rows_exist(ctx, n), agg), else_=NULL_F)
 
 
 @register("mean", windowed=True)
 def mean(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
-    return strict(ctx, x, n, finite(x.mean().over(ctx.window(n))))
+    agg = finite(_poisoned(x).mean().over(ctx.window(n)))
+    return ibis.cases((_rows_exist(ctx, n), agg), else_=NULL_F)
 
 
 @register("ts_min", windowed=True)
@@ -122,8 +141,6 @@ def ts_argmin(ctx: Ctx, x: ir.NumericColumn, *, n: int) -> ir.Value:
 
 Terms = dict[str, Callable[[dict[str, ir.Value], ir.Value], ir.Value]]
 
-_NAN = ibis.literal(float("nan"), type="float64")
-
 
 def _block_sums(
     ctx: Ctx, n: int, series: dict[str, ir.Value], terms: Terms, *, keep_k: bool = False
@@ -154,7 +171,7 @@ def _block_sums(
     c = ctx.mat(
         r=r,
         even=b % 2 == 0,
-        full=pos.lag(n - 1).over(ctx.window()).notnull(),
+        full=pos.lag(n - 1).over(ctx.window()).notnull(),  # n rows exist (pos is a column of this table)
         **({f"k_{k}": k_cur[k] for k in series} if keep_k else {}),
         **{f"dc_{k}": dev[k] for k in series},
         **{f"dn_{k}": dev_next[k] for k in series},
