@@ -117,11 +117,6 @@ class Ctx:
             preceding=preceding, following=following, order_by=self.row, group_by=group or None
         )
 
-    def partition(self, *by: Any) -> Any:
-        """The whole partition (no order, no frame) of the grid groups plus `by`: for order-free
-        aggregates such as picking the one row of a block that satisfies a condition."""
-        return ibis.window(group_by=[self.table[g] for g in self.group_by] + list(by))
-
     def define(self, name: str, expr: ir.Value, *, windowed: bool) -> None:
         """Record a step's value (bound to the current table)."""
         self.values[name] = expr
