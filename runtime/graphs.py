@@ -18,9 +18,12 @@ EXECUTIONS = {e.value: e for e in dsl.Execution}
 FREQUENCIES = {"daily": dsl.Frequency.DAILY, "1m": dsl.Frequency.MINUTE}
 
 
-def catalog_from_snapshot(snap: ConfigSnapshot, data_root: Path | None = None) -> dsl.Catalog:
-    """Every dataset column, feature, engineered feature and gate the workbook defines."""
-    return build_catalog(snap.sheets, data_root).catalog
+def catalog_from_snapshot(
+    snap: ConfigSnapshot, data_root: Path | None = None, *, remember: bool = False
+) -> dsl.Catalog:
+    """Every dataset column, feature, engineered feature and gate the workbook defines (`remember`: keep
+    the source files' column names for the next process, see runtime/config/columns.py HEADER_CACHE)."""
+    return build_catalog(snap.sheets, data_root, remember=remember).catalog
 
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
@@ -97,8 +100,10 @@ def compile_expression(
     params: Mapping[str, Any] | None = None,
     slots: Mapping[str, str] | None = None,
     data_root: Path | None = None,
+    catalog: dsl.Catalog | None = None,
 ) -> dsl.Graph:
-    """Check `text` against the snapshot's catalog; a decision for `execution` unless execution is None/'none'."""
+    """Check `text` against the snapshot's catalog (or `catalog`, built once by callers that check many
+    texts: building it reads every daily source's header); a decision unless execution is None/'none'."""
     if frequency is not None and frequency not in FREQUENCIES:
         raise UserError(f"--frequency {frequency!r} is not one of {', '.join(FREQUENCIES)}")
     if execution not in (None, "none") and execution not in EXECUTIONS:
@@ -107,7 +112,7 @@ def compile_expression(
     _refuse_unused(text, params or {}, slots or {})
     return dsl.check(
         text,
-        catalog_from_snapshot(snap, data_root),
+        catalog if catalog is not None else catalog_from_snapshot(snap, data_root),
         params=dict(params or {}),
         slots=dict(slots or {}),
         frequency=FREQUENCIES[frequency] if frequency else None,

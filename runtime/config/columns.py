@@ -13,8 +13,11 @@ import ingest (design/DECISIONS.md "Package layering"); ingest imports it from h
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -275,13 +278,52 @@ def dataset_columns(ds: Any, data_root: Path | None) -> SheetColumns | None:
     return _cached(str(path), st.st_mtime_ns, st.st_size, sheet, get("date_col") or "Date")
 
 
-def source_columns(ds: Any, data_root: Path | None) -> frozenset[str] | None:
-    """Series columns of a daily dataset as ingest will keep them (None: unknown here, file absent/unreadable)."""
+#: where the kept column names of each source file are remembered between processes (by path, size,
+#: mtime, sheet, date column): parsing a 5,000-row xlsx with openpyxl costs ~1.5 s, and every `eval`,
+#: `features build` and `run` builds the catalog. A changed file has another key, so it is read again.
+HEADER_CACHE = Path("duckdb") / "source_columns.json"
+
+
+def _header_key(ds: Any, data_root: Path) -> str | None:
+    get: Callable[[str], Any] = ds.get if isinstance(ds, Mapping) else (lambda h: getattr(ds, h, None))
+    if get("source_type") != "xlsx":
+        return None
+    spec, sheet = split_source(get("source_path_or_id") or "")
+    path = resolve_source_path(spec, data_root)
+    if not path.is_file():
+        return None
+    st = path.stat()
+    return json.dumps([str(path), st.st_size, st.st_mtime_ns, sheet, get("date_col") or "Date"])
+
+
+def source_columns(ds: Any, data_root: Path | None, *, remember: bool = False) -> frozenset[str] | None:
+    """Series columns of a daily dataset as ingest will keep them (None: unknown here, file absent/unreadable).
+
+    `remember`: also write them to HEADER_CACHE (evaluation commands; export and validate only read it, so
+    a failed export writes nothing)."""
+    key = _header_key(ds, data_root) if data_root is not None else None
+    store = data_root / HEADER_CACHE if data_root is not None else None
+    known: dict[str, list[str]] = {}
+    if key is not None and store is not None and store.is_file():
+        try:
+            known = json.loads(store.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        if key in known:
+            return frozenset(known[key])
     try:
         cols = dataset_columns(ds, data_root)
     except UserError:  # reported at its DATASETS cell by check_source_columns
         return None
-    return None if cols is None else cols.names
+    if cols is None:
+        return None
+    if remember and key is not None and store is not None and store.parent.is_dir():
+        known[key] = sorted(cols.names)
+        tmp = store.with_name(f".tmp-{os.getpid()}-{store.name}")
+        with contextlib.suppress(OSError):  # a read-only DATA_ROOT only loses the speed-up
+            tmp.write_text(json.dumps(known, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, store)  # atomic: a reader sees the old file or the new one
+    return cols.names
 
 
 def explain_column(ds: Any, data_root: Path | None, name: str) -> str | None:

@@ -139,7 +139,9 @@ def _declared_columns(sheets: Sheets, did: str, referenced: set[str]) -> set[str
     return {c for c in cols | referenced if isinstance(c, str) and c}
 
 
-def _dataset_columns(sheets: Sheets, data_root: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _dataset_columns(
+    sheets: Sheets, data_root: Path | None, remember: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Catalog leaves of every dataset column, and the known column set of each dataset."""
     import dsl
 
@@ -148,7 +150,7 @@ def _dataset_columns(sheets: Sheets, data_root: Path | None) -> tuple[dict[str, 
     cols: dict[str, Any] = {}
     for did, d in keyed(sheets, "DATASETS").items():
         intraday = get(d, "dataset_type") == "intraday_trades"
-        names = frozenset(BAR_COLUMNS) if intraday else source_columns(d, data_root)
+        names = frozenset(BAR_COLUMNS) if intraday else source_columns(d, data_root, remember=remember)
         known[did] = names
         declared = (
             set(names) if names is not None else _declared_columns(sheets, did, referenced.get(did, set()))
@@ -268,11 +270,11 @@ def _feature_defs(sheets: Sheets) -> dict[str, Any]:
     return feats
 
 
-def build_catalog(sheets: Sheets, data_root: Path | None = None) -> CatalogBuild:
+def build_catalog(sheets: Sheets, data_root: Path | None = None, *, remember: bool = False) -> CatalogBuild:
     """The DSL catalog of a workbook (dict rows) or a snapshot (typed rows)."""
     import dsl
 
-    cols, known = _dataset_columns(sheets, data_root)
+    cols, known = _dataset_columns(sheets, data_root, remember)
     _instrument_aliases(sheets, cols)
     return CatalogBuild(dsl.Catalog(columns=cols, features=_feature_defs(sheets)), known)
 
