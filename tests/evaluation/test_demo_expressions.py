@@ -6,7 +6,7 @@ scaling expression with its template slots and params, the design card's example
 backend ibis, numba and auto. Expected values come from the independent graph reference
 (tests/compiler/graph_reference.py: plain loops, exact arithmetic) fed with the source columns
 WorkspaceSources reads on the same grid; placement itself is tested in test_sources / test_placement.
-Ranges are short (daily from 2018-05-01, four ES sessions) so the exact reference stays fast.
+Ranges are short (daily from 2018-08-01, four ES sessions) so the exact reference stays fast.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.evaluation.demo_workspace import Demo, build_demo
 
 D, M = dsl.Frequency.DAILY, dsl.Frequency.MINUTE
 RTOL = 1e-9
-START = dt.date(2018, 5, 1)
+START = dt.date(2018, 8, 1)
 END = dt.date(2018, 12, 31)
 BACKENDS = ("ibis", "numba", "auto")
 
