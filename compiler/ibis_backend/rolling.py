@@ -14,10 +14,10 @@ and Σd² − (Σd)²/n has no cancellation. A window ending in block b holds ro
 d) and of b − 1 (deviation from the next block's K: e = x − K_{b(row)+1}). Column E = d on even-block
 rows and e on odd-block rows is therefore right for every window ending in an even block, column O
 (the mirror) for every window ending in an odd block: plain SUM(E) / SUM(O) over the last-n frame,
-picked by the parity of the current row's block. K_b and K_{b+1} are the one r = 0 row among the last
-n and the next n rows (SUM of "x if r = 0" over those frames: one term, exact). Literal frames and
-offsets only (Spark refuses per-row ones), no partition: two window stages (the K picks with the
-guard, then the sums), then the caller's formula.
+picked by the parity of the current row's block. K_b and K_{b+1} come from a K table of one row per
+block (its first row, K_{b+1} by LEAD(1) over those few rows) joined back on the block number: a hash
+join instead of a window sort over all rows. Literal frames and offsets only (Spark refuses per-row
+ones), no partition over blocks: one window stage for the sums, then the caller's formula.
 Every sum holds only the window's own values, so nothing leaks from rows that left the window. The
 strict rule needs no COUNT: a missing x or K becomes NaN in d / e, which poisons exactly the sums of
 the windows that contain it (the formulas' finite() / comparisons return NULL), and `LAG(pos, n − 1)
@@ -151,57 +151,66 @@ def _block_sums(
     Returns (sums, current-row columns: `r`, `full` = n rows exist, per series `dc_` = d of the current
     row and, with `keep_k`, `k_` = K_b), all columns of the final stage's table. A sum is NaN when any
     operand in its window is missing (the caller's finite() / comparisons turn it into NULL)."""
-    if ctx.group_by:  # blocks count rows within the partition
-        c = ctx.mat(pos=ibis.row_number().over(ctx.window()), **series)
-        pos, series = c["pos"], {k: c[k] for k in series}
-    else:
-        pos = ctx.row
-    # stage 1 (one sort by the grid order, literal frames only): K_b and K_{b+1} are the one block-start
-    # row (r = 0) among the last n rows and among the next n rows, so SUM over those frames of
-    # "x if r = 0" is that row's x, exactly (one term; NULL if it is missing or beyond the data).
-    # d = x − K_b and e = x − K_{b+1}, NaN where x or K is missing (the poison). `full`: n rows exist.
+    # the K table (no window sort over all rows): one row per block, its first row's x (K_b; the one
+    # non-NULL "x if r = 0" of the block, NULL if missing) and, by
+    # LEAD(1) over the few block rows, the next block's (K_{b+1}); joined back on the block number.
+    # A missing K is NULL and so are the deviations from it, exactly for the windows holding that row.
+    c = ctx.mat(**({"pos": ibis.row_number().over(ctx.window())} if ctx.group_by else {}), **series)
+    pos_name = c["pos"].get_name() if ctx.group_by else ctx.order
+    cols_x = {k: c[k].get_name() for k in series}
+    t, groups, tag = ctx.table, list(ctx.group_by), f"_k{ctx.stages}"
+    kv = t.view()
+    first = {k: ibis.cases((kv[pos_name] % n == 0, kv[nm]), else_=NULL_F) for k, nm in cols_x.items()}
+    # GROUP BY, not a filter on r = 0: a partial first block (the data need not start at a block
+    # boundary) still gets its row, so LEAD(1) below is always the next block
+    kt = kv.group_by([*groups, (kv[pos_name] // n).name(f"{tag}_b")]).aggregate(
+        **{f"{tag}_c_{k}": first[k].max() for k in series}
+    )
+    by_block = ibis.window(order_by=kt[f"{tag}_b"], group_by=[kt[g] for g in groups] or None)
+    kt = kt.mutate(**{f"{tag}_n_{k}": kt[f"{tag}_c_{k}"].lead(1).over(by_block) for k in series})
+    preds = [t[g] == kt[g] for g in groups] + [t[pos_name] // n == kt[f"{tag}_b"]]
+    ctx.table = t.left_join(kt, preds).select(
+        *t.columns, *(f"{tag}_{p}_{k}" for k in series for p in ("c", "n"))
+    )
+    ctx.stages += 1
+    ctx.values = {k: ctx.table[k] for k in ctx.values}
+    t = ctx.table
+    pos = t[pos_name]
     b, r = pos // n, pos % n
-    last_n, next_n = ctx.window(n), ctx.window(rows=(1, n))
-    k_cur, dev, dev_next = {}, {}, {}
-    for k, v in series.items():
-        first = ibis.cases((r == 0, v), else_=NULL_F)
-        k_cur[k] = first.sum().over(last_n)
-        dev[k] = (v - k_cur[k]).fill_null(_NAN)
-        dev_next[k] = (v - first.sum().over(next_n)).fill_null(_NAN)
+    last_n = ctx.window(n)
+    k_cur = {k: t[f"{tag}_c_{k}"] for k in series}
+    dev = {k: (t[nm] - k_cur[k]).fill_null(_NAN) for k, nm in cols_x.items()}
+    dev_next = {k: (t[nm] - t[f"{tag}_n_{k}"]).fill_null(_NAN) for k, nm in cols_x.items()}
+
+    # the sums (one window sort, the same frame for every sum): a window ending in an even block b holds
+    # rows of b (their d) and of the odd block b − 1 (their e = x − K_b); one ending in an odd block the
+    # reverse. So column E (d on even-block rows, e on odd) summed over the plain last-n frame is the
+    # shifted sum of every even-block window, column O (the mirror) of every odd-block one: each sum
+    # holds only its window's own values, nothing leaks, no partition and no second LAG.
+    even = b % 2 == 0
+    u_own = r.cast("float64")
+    u_prev = u_own - float(n)
+    e_col = {k: ibis.cases((even, dev[k]), else_=dev_next[k]) for k in series}
+    o_col = {k: ibis.cases((even, dev_next[k]), else_=dev[k]) for k in series}
+    u_e = ibis.cases((even, u_own), else_=u_prev)
+    u_o = ibis.cases((even, u_prev), else_=u_own)
     c = ctx.mat(
         r=r,
-        even=b % 2 == 0,
-        full=pos.lag(n - 1).over(ctx.window()).notnull(),  # n rows exist (pos is a column of this table)
+        full=pos.lag(n - 1).over(ctx.window()).notnull(),  # n rows exist
         **({f"k_{k}": k_cur[k] for k in series} if keep_k else {}),
         **{f"dc_{k}": dev[k] for k in series},
-        **{f"dn_{k}": dev_next[k] for k in series},
+        **{
+            f"s_{t}": ibis.cases(
+                (even, f(e_col, u_e).sum().over(last_n)), else_=f(o_col, u_o).sum().over(last_n)
+            )
+            for t, f in terms.items()
+        },
     )
     names = {k: v.get_name() for k, v in c.items()}
 
     def col(key: str) -> ir.Column:
         return ctx.table[names[key]]
 
-    # stage 2 (one more sort, the same frame for every sum): a window ending in an even block b holds
-    # rows of b (their d) and of the odd block b − 1 (their e = x − K_b); one ending in an odd block the
-    # reverse. So column E (d on even-block rows, e on odd) summed over the plain last-n frame is the
-    # shifted sum of every even-block window, column O (the mirror) of every odd-block one: each sum
-    # holds only its window's own values, nothing leaks, no partition and no second LAG.
-    even = col("even")
-    u_own = col("r").cast("float64")
-    u_prev = u_own - float(n)
-    e_col = {k: ibis.cases((even, col(f"dc_{k}")), else_=col(f"dn_{k}")) for k in series}
-    o_col = {k: ibis.cases((even, col(f"dn_{k}")), else_=col(f"dc_{k}")) for k in series}
-    u_e = ibis.cases((even, u_own), else_=u_prev)
-    u_o = ibis.cases((even, u_prev), else_=u_own)
-    c = ctx.mat(
-        **{
-            f"s_{t}": ibis.cases(
-                (even, f(e_col, u_e).sum().over(last_n)), else_=f(o_col, u_o).sum().over(last_n)
-            )
-            for t, f in terms.items()
-        }
-    )
-    names |= {k: v.get_name() for k, v in c.items()}
     sums = {t: col(f"s_{t}") for t in terms}
     cols = {"r": col("r"), "full": col("full")}
     for k in series:
