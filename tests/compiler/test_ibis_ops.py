@@ -163,24 +163,38 @@ def _ctes(sql: str) -> list[exp.CTE]:
 
 
 def test_zscore_of_lag_is_staged_and_guarded() -> None:
-    """zscore(lag(x, 1), 60): lag materialised in its own stage before any window reads it; the
-    strict-window guard COUNT(...) OVER (... 59 PRECEDING ...) = 60 is in the SQL; no window nests."""
+    """zscore(lag(x, 1), 60): lag materialised in its own stage before any window reads it; K per block
+    from a GROUP BY joined back (no window sort for it); the strict rule without a COUNT (n rows exist:
+    LAG(_row, 59) IS NOT NULL; a missing row poisons the sums with NaN); literal frames only (portable),
+    no block partition; no window nests; no native variance."""
     t = normalize_sources(ibis.table({"_row": "int64", "x": "float64"}, name="bars"), ["x"])
     staged = stage(t, [Step("l", "lag", ("x",), {"k": 1}), Step("z", "zscore", ("l",), {"n": 60})])
     sql = to_sql(staged)
-    ctes = _ctes(sql)
-    # CTEs: the normalised source, lag, deviations from K, prefix/suffix sums + count, window sums;
-    # then the final SELECT with zscore's formula (stages_of counts every SELECT)
-    assert len(ctes) == 5 and stages_of(staged) == 6
-    lag_cte = next(i for i, c in enumerate(ctes) if "LAG(" in c.sql(dialect="duckdb").upper())
-    first_count = next(i for i, c in enumerate(ctes) if "COUNT(" in c.sql(dialect="duckdb").upper())
-    assert lag_cte < first_count  # lag is a column before the windows over it
-    assert "ROWS BETWEEN 59 PRECEDING AND CURRENT ROW) = 60" in sql.upper().replace("\n", " ").replace(
-        "  ", " "
-    )
-    for w in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Window):
+    text = [c.sql(dialect="duckdb").upper() for c in _ctes(sql)]
+    # CTEs: the normalised source, lag, the operand as a column, the K table (GROUP BY), its LEAD, the
+    # join, the even/odd block sums; then the final SELECT with zscore's formula
+    assert len(text) == 7 and stages_of(staged) == 8
+    lag_cte = next(i for i, c in enumerate(text) if "LAG(" in c)
+    group_cte = next(i for i, c in enumerate(text) if "GROUP BY" in c)
+    join_cte = next(i for i, c in enumerate(text) if " JOIN " in c)
+    sums_cte = next(i for i, c in enumerate(text) if "SUM(" in c)
+    assert lag_cte < group_cte < join_cte < sums_cte  # lag is a column before anything reads it
+    flat = " ".join(sql.upper().split())
+    assert '"_ROW", 59) OVER' in flat and "IS NULL" in flat  # n rows exist
+    assert "CAST('NAN' AS DOUBLE)" in flat  # a missing value poisons the sums
+    assert "ROWS BETWEEN 59 PRECEDING AND CURRENT ROW" in flat
+    assert "PARTITION BY" not in flat and "COUNT(" not in flat
+    windows = list(sqlglot.parse_one(sql, read="duckdb").find_all(exp.Window))
+    assert len([w for w in windows if isinstance(w.this, exp.Sum)]) == 4  # Σd, Σd² for E and O
+    for w in windows:
         inner = [x for x in w.this.find_all(exp.Window) if x is not w]
         assert not inner, f"nested window function: {w.sql()}"
+        spec = w.args.get("spec")
+        for side in ("start", "end"):
+            bound = spec.args.get(side) if spec is not None else None
+            assert bound is None or isinstance(bound, str) or isinstance(bound, exp.Literal), (
+                f"per-row frame bound (not portable): {w.sql()}"
+            )
     assert "stddev_samp" not in sql.lower() and "var_samp" not in sql.lower()  # the stable block form
     again = stage(t, [Step("l", "lag", ("x",), {"k": 1}), Step("z", "zscore", ("l",), {"n": 60})])
     assert to_sql(again) == sql  # deterministic: the same graph prints the same SQL (compile --format sql)
