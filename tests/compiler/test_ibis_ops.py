@@ -192,7 +192,7 @@ def test_zscore_of_lag_is_staged_and_guarded() -> None:
         spec = w.args.get("spec")
         for side in ("start", "end"):
             bound = spec.args.get(side) if spec is not None else None
-            assert bound is None or isinstance(bound, str) or isinstance(bound, exp.Literal), (
+            assert bound is None or isinstance(bound, (str, exp.Literal)), (
                 f"per-row frame bound (not portable): {w.sql()}"
             )
     assert "stddev_samp" not in sql.lower() and "var_samp" not in sql.lower()  # the stable block form
