@@ -68,8 +68,11 @@ def test_intraday_param_sets_equal_independent_runs(demo: Project) -> None:
                 assert _same(many.record(k)[seg][name], want), (k, seg, name)
 
 
-def test_unknown_param_is_a_user_error_naming_it(demo: Project) -> None:
+def test_unknown_param_and_lookahead_binding_are_user_errors(demo: Project) -> None:
     with pytest.raises(UserError, match=r"\$windwo"):
         run_param_sets(demo.snapshot, demo.paths, demo.reg, "bt_spx_cta", [{"window": 40}, {"windwo": 3}])
+    # every binding is checked for lookahead, not only the first: $lag = 0 peeks at a close fill
+    with pytest.raises(UserError, match=r"SIGNAL_TEMPLATES!J2.*not known in time"):
+        run_param_sets(demo.snapshot, demo.paths, demo.reg, "bt_spx_cta", [{"window": 40}, {"lag": 0}])
     with pytest.raises(UserError, match="no parameter set"):
         run_param_sets(demo.snapshot, demo.paths, demo.reg, "bt_spx_cta", [])
