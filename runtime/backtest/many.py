@@ -32,7 +32,7 @@ from compiler.evaluate import EvaluationError, evaluate
 from compiler.plan import plan_graph
 from dsl.warmup import warmup_needs
 from runtime.backtest.compile import CompiledBacktest, CompiledExpr, compile_backtest
-from runtime.backtest.run import _bt_cell, _check_prices, _ffill
+from runtime.backtest.run import _bt_cell, _check_prices, _ffill, trade_window
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import METRIC_NAMES, SEGMENTS, Gates, ManyResult, Market, RunSpec
 from runtime.engine.kernel import run_many
@@ -109,51 +109,6 @@ def _grid(cbs: Sequence[CompiledBacktest], paths: ResolvedPaths, reg: Registry) 
     )
 
 
-def _trade_window(
-    snap: ConfigSnapshot, cb: CompiledBacktest, grid: Grid, close: np.ndarray, day: np.ndarray
-) -> tuple[int, int | None, list[str]]:
-    """First traded row and first OOS row, exactly as run.evaluate_run decides them."""
-    notes: list[str] = []
-    T = len(close)
-    ts = grid.start
-    fin = np.isfinite(close)
-    if not fin.any():
-        raise UserError(
-            f"{_bt_cell(snap, cb.backtest_id, 'start_date')}: {cb.prices_dataset}.{cb.close_col} has no value "
-            f"between {cb.start} and {cb.end}; fix: a range with prices"
-        )
-    bad = np.flatnonzero(~fin[max(ts - 1, 0) :])
-    if len(bad):
-        last_bad = max(ts - 1, 0) + int(bad[-1])
-        if last_bad >= T - 1:
-            raise UserError(
-                f"{_bt_cell(snap, cb.backtest_id, 'end_date')}: {cb.prices_dataset}.{cb.close_col} is missing on "
-                f"the last row; fix: an end_date with prices"
-            )
-        if last_bad >= ts and cb.frequency == "daily":
-            when = np.asarray(grid.index)[last_bad]
-            raise UserError(
-                f"{cb.prices_dataset}.{cb.close_col} is missing on {when} inside the backtest range; fix: "
-                f"re-ingest {cb.prices_dataset} or move {_bt_cell(snap, cb.backtest_id, 'start_date')} after it"
-            )
-        new = last_bad + 1
-        while new < T and new > 0 and day[new] == day[new - 1]:
-            new += 1
-        notes.append(f"trading starts at row {new - grid.start} of the range: no price before it")
-        ts = new
-    tdates = np.asarray(grid.trade_date if cb.frequency == "1m" else grid.index).astype("datetime64[D]")
-    oos = None
-    if cb.oos_from is not None:
-        after = np.flatnonzero(tdates > np.datetime64(cb.oos_from))
-        oos = int(after[0]) if len(after) else T
-        if oos <= ts:
-            raise UserError(
-                f"{_bt_cell(snap, cb.backtest_id, 'oos_last_x_months')}: the OOS window (after {cb.oos_from}) "
-                f"starts before the first traded row; fix: fewer months"
-            )
-    return ts, oos, notes
-
-
 def run_param_sets(
     snap: ConfigSnapshot,
     paths: ResolvedPaths,
@@ -204,7 +159,7 @@ def run_param_sets(
         close = _ffill(close)
     else:
         day = np.arange(T, dtype=np.int64)
-    ts, oos, wnotes = _trade_window(snap, cb0, grid, close, day)
+    ts, oos, wnotes = trade_window(snap, cb0, grid, close, day)
     notes += wnotes
     timings["grid"] = time.perf_counter() - t1
 

@@ -190,6 +190,52 @@ def _check_prices(snap: ConfigSnapshot, cb: CompiledBacktest, reg: Registry) -> 
         )
 
 
+def trade_window(
+    snap: ConfigSnapshot, cb: CompiledBacktest, grid: Grid, close: np.ndarray, day: np.ndarray
+) -> tuple[int, int | None, list[str]]:
+    """First traded row and first OOS row (warm-up and rows without a price are never traded; OOS = the
+    rows after oos_from), shared by run_backtest and the many-parameter call so they cannot drift apart."""
+    notes: list[str] = []
+    T = len(close)
+    ts = grid.start
+    fin = np.isfinite(close)
+    if not fin.any():
+        raise UserError(
+            f"{_bt_cell(snap, cb.backtest_id, 'start_date')}: {cb.prices_dataset}.{cb.close_col} has no value "
+            f"between {cb.start} and {cb.end}; fix: a range with prices"
+        )
+    bad = np.flatnonzero(~fin[max(ts - 1, 0) :])
+    if len(bad):
+        last_bad = max(ts - 1, 0) + int(bad[-1])
+        if last_bad >= T - 1:
+            raise UserError(
+                f"{_bt_cell(snap, cb.backtest_id, 'end_date')}: {cb.prices_dataset}.{cb.close_col} is missing on "
+                f"the last row; fix: an end_date with prices"
+            )
+        if last_bad >= ts and cb.frequency == "daily":
+            when = np.asarray(grid.index)[last_bad]
+            raise UserError(
+                f"{cb.prices_dataset}.{cb.close_col} is missing on {when} inside the backtest range; fix: "
+                f"re-ingest {cb.prices_dataset} or move {_bt_cell(snap, cb.backtest_id, 'start_date')} after it"
+            )
+        new = last_bad + 1
+        while new < T and new > 0 and day[new] == day[new - 1]:
+            new += 1
+        notes.append(f"trading starts at row {new - grid.start} of the range: no price before it")
+        ts = new
+    tdates = np.asarray(grid.trade_date if cb.frequency == "1m" else grid.index).astype("datetime64[D]")
+    oos = None
+    if cb.oos_from is not None:
+        after = np.flatnonzero(tdates > np.datetime64(cb.oos_from))
+        oos = int(after[0]) if len(after) else T
+        if oos <= ts:
+            raise UserError(
+                f"{_bt_cell(snap, cb.backtest_id, 'oos_last_x_months')}: the OOS window (after {cb.oos_from}) "
+                f"starts before the first traded row; fix: fewer months"
+            )
+    return ts, oos, notes
+
+
 def evaluate_run(
     snap: ConfigSnapshot,
     paths: ResolvedPaths,
@@ -239,43 +285,8 @@ def evaluate_run(
         close = _ffill(close)  # a minute without a trade is marked at the last trade
     else:
         day = np.arange(T, dtype=np.int64)
-    ts = grid.start
-    fin = np.isfinite(close)
-    if not fin.any():
-        raise UserError(
-            f"{_bt_cell(snap, cb.backtest_id, 'start_date')}: {cb.prices_dataset}.{cb.close_col} has no value "
-            f"between {cb.start} and {cb.end}; fix: a range with prices"
-        )
-    bad = np.flatnonzero(~fin[max(ts - 1, 0) :])
-    if len(bad):
-        last_bad = max(ts - 1, 0) + int(bad[-1])
-        if last_bad >= T - 1:
-            raise UserError(
-                f"{_bt_cell(snap, cb.backtest_id, 'end_date')}: {cb.prices_dataset}.{cb.close_col} is missing on "
-                f"the last row; fix: an end_date with prices"
-            )
-        # daily gaps inside the range are not filled (a missing close is a data problem, not a quiet fill)
-        if last_bad >= ts and cb.frequency == "daily":
-            when = np.asarray(grid.index)[last_bad]
-            raise UserError(
-                f"{cb.prices_dataset}.{cb.close_col} is missing on {when} inside the backtest range; fix: "
-                f"re-ingest {cb.prices_dataset} or move {_bt_cell(snap, cb.backtest_id, 'start_date')} after it"
-            )
-        new = last_bad + 1
-        while new < T and new > 0 and day[new] == day[new - 1]:
-            new += 1
-        notes.append(f"trading starts at row {new - grid.start} of the range: no price before it")
-        ts = new
-    tdates = np.asarray(grid.trade_date if cb.frequency == "1m" else grid.index).astype("datetime64[D]")
-    oos = None
-    if cb.oos_from is not None:
-        after = np.flatnonzero(tdates > np.datetime64(cb.oos_from))
-        oos = int(after[0]) if len(after) else T
-        if oos <= ts:
-            raise UserError(
-                f"{_bt_cell(snap, cb.backtest_id, 'oos_last_x_months')}: the OOS window (after {cb.oos_from}) "
-                f"starts before the first traded row; fix: fewer months"
-            )
+    ts, oos, window_notes = trade_window(snap, cb, grid, close, day)
+    notes += window_notes
     column = cb.column
     scaling = values.get("scaling")
     if column.position.mode == "scaled" and cb.instrument.accounting == "contracts":
