@@ -110,6 +110,7 @@ def test_as_of_before_the_revision_reads_the_old_values_under_its_own_key(demo: 
 def test_changed_feature_row_recomputes_it_and_its_users_only(demo: Demo) -> None:
     from runtime.graphs import compile_expression
 
+    build(demo)  # every feature cached first (xdist may run this test on a worker of its own)
     before = compile_expression("vix_high", demo.snapshot, execution=None).hash
     wb = openpyxl.load_workbook(demo.workbook)
     ws = wb["FEATURE_LIBRARY"]
