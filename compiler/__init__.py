@@ -9,6 +9,14 @@ from compiler.contracts import LAYOUT, Backend, CacheKey, Plan, PlanStep, Transf
 from compiler.plan import plan_graph
 from dsl.warmup import max_warmup, max_warmup_needs, warmup, warmup_needs  # pure graph math, per binding
 
+
+def explain(graph, *, backend="auto", params=None):  # type: ignore[no-untyped-def]
+    """Typed graph + plan + staged DuckDB SQL with an HTML view for Jupyter (compiler.evaluate.explain)."""
+    from compiler.evaluate import explain as _explain
+
+    return _explain(graph, backend=backend, params=params)
+
+
 __all__ = [
     "LAYOUT",
     "Backend",
@@ -19,6 +27,7 @@ __all__ = [
     "ValueLayout",
     "cache_key",
     "data_sources",
+    "explain",
     "max_warmup",
     "max_warmup_needs",
     "params_used",

@@ -684,3 +684,36 @@ def ibis_sql(graph: Graph, *, params: Mapping[str, Any] | None = None) -> str:
         "-- source columns: " + ", ".join(f"{c} = {label}" for f in srcs for c, label in srcs[f].items()),
     ]
     return "\n".join([*head, *notes, to_sql(table)])
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A graph with its backend plan and its DuckDB SQL: what Jupyter shows for `compiler.explain(g)`."""
+
+    graph: Graph
+    plan: Plan
+    sql: str
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><td style='text-align:left;font-family:monospace'>{html.escape(self.graph.find(s.node).label)}"
+            f"</td><td>{s.backend}</td><td>{s.stage}</td><td style='text-align:left'>{html.escape(s.reason)}</td></tr>"
+            for s in self.plan.steps
+        )
+        plan = (
+            "<table style='border-collapse:collapse'><thead><tr><th style='text-align:left'>node</th>"
+            f"<th>backend</th><th>stage</th><th style='text-align:left'>reason</th></tr></thead><tbody>{rows}"
+            "</tbody></table>"
+        )
+        sql = f"<pre style='font-size:11px'>{html.escape(self.sql)}</pre>"
+        return (
+            f"{self.graph._repr_html_()}<details open><summary><b>plan</b> ({self.plan.transfers} transfer(s))"
+            f"</summary>{plan}</details><details><summary><b>DuckDB SQL</b></summary>{sql}</details>"
+        )
+
+
+def explain(graph: Graph, *, backend: str = "auto", params: Mapping[str, Any] | None = None) -> Explained:
+    """The typed graph, its plan for `backend` and its staged SQL, in one object for notebooks."""
+    return Explained(graph, plan_graph(graph, mode=backend), ibis_sql(graph, params=params))

@@ -313,3 +313,14 @@ def test_sql_is_staged_and_readable() -> None:
     sql = ibis_sql(g)
     assert "WITH" in sql and "OVER" in sql and "D.x" in sql
     assert sql.count("LAG(") >= 1
+
+
+def test_explain_shows_graph_plan_and_sql_in_html() -> None:
+    from compiler import explain
+
+    g = dsl.check("zscore(lag(D.x, 1), 20) > 0", CAT)
+    html = explain(g, backend="ibis")._repr_html_()
+    assert "zscore" in html and "plan" in html and "WITH" in html
+    # one plan row per node, each naming its backend
+    assert html.count("<tr><td style='text-align:left;font-family:monospace'>") == len(g.nodes)
+    assert "ibis" in html
