@@ -86,9 +86,11 @@ def test_new_vix_file_recomputes_exactly_the_vix_features(demo: Demo) -> None:
     # and the recomputed values are the new file's
     assert vix_at(demo, REVISED_DAY) == REVISED_CLOSE
     assert vix_at(demo, NEW_DAY) == NEW_CLOSE
+    # in the same test (xdist may run tests of one module on different workers): as_of reads of it
+    _as_of_before_the_revision_reads_the_old_values_under_its_own_key(demo)
 
 
-def test_as_of_before_the_revision_reads_the_old_values_under_its_own_key(demo: Demo) -> None:
+def _as_of_before_the_revision_reads_the_old_values_under_its_own_key(demo: Demo) -> None:
     assert vix_at(demo, REVISED_DAY, as_of=BEFORE_T1) == OLD["close"]
     # NEW_DAY was not known then: the as-of range ends on the last day known then
     for as_of, last in ((BEFORE_T1, "2019-01-03"), (None, "2019-01-04")):
