@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from runtime.cli_base import BacktestTyper
+from runtime.cli_base import BacktestTyper, command_app
 from runtime.contracts import UserError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -28,19 +28,6 @@ ConfigOpt = Annotated[
 ProfileOpt = Annotated[
     str | None, typer.Option("--profile", help="PATHS profile to use instead of the active one")
 ]
-
-
-def _app(ctx: typer.Context, config: Path | None, profile: str | None, command: str) -> Any:
-    """The command's own --config/--profile win over the global ones (as in runtime/cli.py)."""
-    from runtime.app import App, find_project_root
-
-    g = ctx.find_root().obj
-    return App(
-        root=find_project_root(),
-        config=config or getattr(g, "config", None),
-        profile=profile or getattr(g, "profile", None),
-        command=command,
-    )
 
 
 def _say(msg: str) -> None:
@@ -65,7 +52,7 @@ def cache_ls(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt =
     """Every cached value: key prefix, feature or label, grid, range, rows, size, created (newest first)."""
     from runtime.evaluation.cache_store import ls
 
-    a = _app(ctx, config, profile, "cache-ls")
+    a = command_app(ctx, config, profile, "cache-ls")
     entries = ls(a.registry)
     if not entries:
         _say(f"the feature cache is empty ({a.paths.feature_cache_dir})")
@@ -110,7 +97,7 @@ def cache_clear(
 
     if older_than is not None and not older_than >= 0:
         raise UserError(f"--older-than {older_than:g}: give a number of days >= 0, e.g. --older-than 30")
-    a = _app(ctx, config, profile, "cache-clear")
+    a = command_app(ctx, config, profile, "cache-clear")
     entries, freed = clear(a.paths, a.registry, older_than)
     scope = "" if older_than is None else f" older than {older_than:g} days"
     _say(f"removed {entries} cache entries{scope}; freed {human_bytes(freed)} in {a.paths.feature_cache_dir}")

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from dsl import DslError
 from runtime.app import LOG, App, attach_fallback_log, default_workbook, find_project_root, setup_logging
-from runtime.cli_base import BacktestTyper, os_error_message, version
+from runtime.cli_base import BacktestTyper, command_app, os_error_message, parse_params_json, version
 from runtime.contracts import ConfigValidationError, UserError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -89,8 +89,7 @@ def _opts(ctx: typer.Context, config: Path | None, profile: str | None) -> Globa
 
 
 def _app(ctx: typer.Context, config: Path | None, profile: str | None, command: str) -> App:
-    o = _opts(ctx, config, profile)
-    return App(root=find_project_root(), config=o.config, profile=o.profile, command=command)
+    return command_app(ctx, config, profile, command)
 
 
 def say(msg: str) -> None:
@@ -510,23 +509,6 @@ def compile_cmd(
         )
 
 
-def _params_json(text: str | None) -> dict:
-    """--params '{"w": 20}' as a dict of numbers / true / false."""
-    import json
-
-    if not text:
-        return {}
-    try:
-        v = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(
-            f"--params {text!r} is not JSON ({e.msg}); write e.g. --params '{{\"w\": 20}}'"
-        ) from None
-    if not isinstance(v, dict) or not all(isinstance(x, (int, float, bool)) for x in v.values()):
-        raise UserError("--params must be a JSON object of numbers or true/false, e.g. '{\"w\": 20}'")
-    return v
-
-
 def _eval_options(instrument, calendar, frequency, session, start, end, as_of, backend, params, no_cache):  # type: ignore[no-untyped-def]
     from runtime.evaluation.run import EvalOptions
 
@@ -540,7 +522,7 @@ def _eval_options(instrument, calendar, frequency, session, start, end, as_of, b
         end=last,
         as_of=_iso_date(as_of, "--as-of"),
         backend=backend,
-        params=_params_json(params),
+        params=parse_params_json(params, '{"w": 20}'),
         cache=not no_cache,
     )
 

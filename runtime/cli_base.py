@@ -174,3 +174,37 @@ def os_error_message(exc: OSError, log: logging.Logger) -> str:
             f"or choose another{tail}"
         )
     return f"operating-system error: {exc}{where}{tail}"
+
+
+def command_app(ctx: typer.Context, config: Path | None, profile: str | None, command: str) -> Any:
+    """The App of a command: its own --config/--profile win over the global ones (backtest --profile X status).
+
+    One helper for every command module (runtime/cli.py, cache_cli.py, backtest/cli.py)."""
+    from runtime.app import App, find_project_root
+
+    g = ctx.find_root().obj
+    return App(
+        root=find_project_root(),
+        config=config or getattr(g, "config", None),
+        profile=profile or getattr(g, "profile", None),
+        command=command,
+    )
+
+
+def parse_params_json(text: str | None, example: str = '{"window": 40}') -> dict[str, Any]:
+    """--params '{"window": 40}' as a dict of numbers / true / false (a UserError with the fix otherwise)."""
+    import json
+
+    from runtime.contracts import UserError
+
+    if not text:
+        return {}
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"--params {text!r} is not JSON ({e.msg}); fix: write e.g. --params '{example}'"
+        ) from None
+    if not isinstance(v, dict) or not all(isinstance(x, (int, float, bool)) for x in v.values()):
+        raise UserError(f"--params must be a JSON object of numbers or true/false; fix: e.g. '{example}'")
+    return v

@@ -7,7 +7,6 @@ User errors are UserError (exit 1 through runtime.cli.main, no traceback, nothin
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from runtime.contracts import UserError
+from runtime.cli_base import command_app, parse_params_json
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
@@ -50,40 +49,11 @@ SUMMARY = (
 )
 
 
-def _app(ctx: typer.Context, config: Path | None, profile: str | None, command: str) -> Any:
-    from runtime.app import App, find_project_root
-
-    g = ctx.find_root().obj
-    return App(
-        root=find_project_root(),
-        config=config or getattr(g, "config", None),
-        profile=profile or getattr(g, "profile", None),
-        command=command,
-    )
-
-
 def _say(msg: str) -> None:
     from runtime.app import LOG
 
     console.print(msg, markup=False, highlight=False)
     LOG.info(msg)
-
-
-def parse_params(text: str | None) -> dict[str, Any]:
-    """--params '{"window": 40}' as a dict of numbers / true / false."""
-    if not text:
-        return {}
-    try:
-        v = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(
-            f"--params {text!r} is not JSON ({e.msg}); fix: write e.g. --params '{{\"window\": 40}}'"
-        ) from None
-    if not isinstance(v, dict) or not all(isinstance(x, (int, float, bool)) for x in v.values()):
-        raise UserError(
-            "--params must be a JSON object of numbers or true/false; fix: e.g. '{\"window\": 40}'"
-        )
-    return v
 
 
 def _fmt(v: Any, kind: str) -> str:
@@ -116,8 +86,8 @@ def run_cmd(
     """Run one backtest: evaluate, simulate, write DATA_ROOT/runs/<run_id>/ and print IS/OOS metrics."""
     from runtime.backtest.run import run_backtest
 
-    p = parse_params(params)
-    a = _app(ctx, config, profile, f"run-{backtest_id}")
+    p = parse_params_json(params)
+    a = command_app(ctx, config, profile, f"run-{backtest_id}")
     out = run_backtest(a.snapshot, a.paths, a.registry, backtest_id, p, force=force)
     if not out.created:
         _say(

@@ -25,19 +25,15 @@ from typing import Any
 
 import numpy as np
 
-import dsl
-from compiler.cache import data_sources, params_used
-from compiler.contracts import Grid
+from compiler.cache import params_used
 from compiler.evaluate import EvaluationError, evaluate
 from compiler.plan import plan_graph
-from dsl.warmup import warmup_needs
 from runtime.backtest.compile import CompiledBacktest, CompiledExpr, compile_backtest
-from runtime.backtest.run import _bt_cell, _check_prices, _ffill, trade_window
+from runtime.backtest.run import _bt_cell, _check_prices, _ffill, build_grid, trade_window
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import METRIC_NAMES, SEGMENTS, Gates, ManyResult, Market, RunSpec
 from runtime.engine.kernel import run_many
 from runtime.evaluation.cache_store import ParquetValueStore
-from runtime.evaluation.grids import daily_grid, first_data_date, minute_grid
 from runtime.evaluation.sources import WorkspaceSources
 from runtime.storage.registry import Registry
 
@@ -79,36 +75,6 @@ def _eval_key(role: str, ce: CompiledExpr, binding: Mapping[str, Any]) -> str:
     return _key([role, ce.graph.hash, {n: binding[n] for n in used if n in binding}])
 
 
-def _grid(cbs: Sequence[CompiledBacktest], paths: ResolvedPaths, reg: Registry) -> Grid:
-    """run.build_grid over every binding: the largest warm-up any graph needs at any binding."""
-    cb = cbs[0]
-    needs: dict[Any, int] = {}
-    reads: set[str] = {cb.prices_dataset}
-    stateful = False
-    for c in cbs:
-        for ce in c.graphs.values():
-            for f, n in warmup_needs(ce.graph, dict(c.params)).items():
-                needs[f] = max(needs.get(f, 0), n)
-    for ce in cb.graphs.values():
-        reads |= set(data_sources(ce.graph))
-        stateful = stateful or ce.graph.stateful
-    load_from = first_data_date(reg, sorted(reads)) if stateful else None
-    if cb.frequency == "1m":
-        return minute_grid(
-            cb.prices_dataset,
-            cb.session,
-            cb.start,
-            cb.end,
-            warmup_bars=needs.get(dsl.Frequency.MINUTE, 0),
-            daily_warmup_rows=needs.get(dsl.Frequency.DAILY, 0),
-            paths=paths,
-            load_from=load_from,
-        )
-    return daily_grid(
-        cb.calendar, cb.start, cb.end, needs.get(dsl.Frequency.DAILY, 0) + 1, load_from=load_from
-    )
-
-
 def run_param_sets(
     snap: ConfigSnapshot,
     paths: ResolvedPaths,
@@ -140,7 +106,7 @@ def run_param_sets(
     t1 = time.perf_counter()
     sources = WorkspaceSources(snap, paths, reg, cb0.as_of)
     distinct = list(by_key.values())
-    grid = _grid(distinct, paths, reg)
+    grid = build_grid(distinct[0], paths, reg, snap, distinct)
     if grid.rows == 0:
         raise UserError(
             f"{_bt_cell(snap, backtest_id, 'start_date')}: no {grid.frequency.value} row of "

@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,14 +136,23 @@ def _bt_cell(snap: ConfigSnapshot, backtest_id: str, header: str) -> str:
     return f"BACKTESTS!{cell_of('BACKTESTS', row, header)}"
 
 
-def build_grid(cb: CompiledBacktest, paths: ResolvedPaths, reg: Registry, snap: ConfigSnapshot) -> Grid:
-    """One grid for every graph of the run: the largest warm-up over them, per frequency."""
+def build_grid(
+    cb: CompiledBacktest,
+    paths: ResolvedPaths,
+    reg: Registry,
+    snap: ConfigSnapshot,
+    bindings: Sequence[CompiledBacktest] = (),
+) -> Grid:
+    """One grid for every graph of the run: the largest warm-up over them, per frequency, and over every
+    compiled binding in `bindings` (the many-parameter call loads once for all of them)."""
     needs: dict[Any, int] = {}
     reads: set[str] = {cb.prices_dataset}
     stateful = False
+    for c in (cb, *bindings):
+        for ce in c.graphs.values():
+            for f, n in warmup_needs(ce.graph, dict(c.params)).items():
+                needs[f] = max(needs.get(f, 0), n)
     for ce in cb.graphs.values():
-        for f, n in warmup_needs(ce.graph, dict(cb.params)).items():
-            needs[f] = max(needs.get(f, 0), n)
         reads |= set(data_sources(ce.graph))
         stateful = stateful or ce.graph.stateful
     load_from = first_data_date(reg, sorted(reads)) if stateful else None
