@@ -182,8 +182,9 @@ def test_rerun_is_found_and_force_is_byte_identical(demo: Project) -> None:
     assert forced.created and forced.run_id == first.run_id
     assert (forced.run_dir / "metrics.json").read_bytes() == before
     # other params are another run, with its own id
-    other = run_backtest(demo.snapshot, demo.paths, demo.reg, "bt_es_delta", {"window": 20})
+    # a window no other test of this session-scoped project uses (test_many runs window 20)
+    other = run_backtest(demo.snapshot, demo.paths, demo.reg, "bt_es_delta", {"window": 27})
     assert other.created and other.run_id != first.run_id
-    assert json.loads((other.run_dir / "inputs.json").read_text())["binding"]["window"] == 20
+    assert json.loads((other.run_dir / "inputs.json").read_text())["binding"]["window"] == 27
     n = demo.reg.query("SELECT count(*) AS n FROM runs WHERE run_id IN (?, ?)", [first.run_id, other.run_id])
     assert n[0]["n"] == 2
