@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dsl
+from runtime.backtest.params import ParamSplit, feature_catalog, scale_costs, split_params, with_overrides
 from runtime.config.expressions import cell_of
 from runtime.contracts import ConfigSnapshot, UserError
 from runtime.engine.contracts import (
@@ -146,9 +147,16 @@ def _params_used(texts: list[str]) -> set[str]:
 
 
 def compile_backtest(
-    snap: ConfigSnapshot, backtest_id: str, params: Mapping[str, Any] | None = None
+    snap: ConfigSnapshot,
+    backtest_id: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    catalog: dsl.Catalog | None = None,
 ) -> CompiledBacktest:
-    """Check one backtest against the snapshot; every problem is a UserError naming `SHEET!CELL` and a fix."""
+    """Check one backtest against the snapshot; every problem is a UserError naming `SHEET!CELL` and a fix.
+
+    `params`: one parameter set (contract A, runtime/backtest/params.py): `$names`, `<feature>.<name>` and
+    `backtest.<column>` keys. `catalog`: the snapshot's catalog when the caller compiles many sets."""
     bt = _find(snap, "BACKTESTS", "backtest_id", backtest_id)
     if bt is None:
         import difflib
@@ -160,6 +168,8 @@ def compile_backtest(
             f"unknown backtest '{backtest_id}': BACKTESTS column A has {', '.join(ids) or 'no row'}; "
             f"{hint}fix: name one of those, or add the row and run `backtest config export`"
         )
+    split = split_params(snap, backtest_id, params)  # every key of the set checked before anything else
+    bt = with_overrides(bt, split)  # backtest.<column> values replace the row's (its cells still name it)
     s = _find(snap, "STRATEGIES", "strategy_id", bt.strategy_id)
     if s is None:
         raise UserError(
@@ -230,17 +240,8 @@ def compile_backtest(
             f"{_cell('STRATEGIES', s, 'signal_template_id')}: template '{s.signal_template_id}' is not in "
             "SIGNAL_TEMPLATES (or has no signal_expr); fix: name an existing template_id"
         )
-    binding = {**dict(t.default_params_json or {}), **dict(s.params_json or {})}
-    used = _params_used([t.signal_expr, s.gate_expr or "", s.scaling_expr or ""])
-    for name, v in dict(params or {}).items():
-        if name not in used:
-            have = ", ".join(f"${n}" for n in sorted(used)) or "none"
-            raise UserError(
-                f"--params {name}={v}: strategy {s.strategy_id} has no ${name} (it uses {have}); "
-                "fix: remove it or fix the name"
-            )
-        binding[name] = v
-    catalog = catalog_from_snapshot(snap)
+    binding = {**dict(t.default_params_json or {}), **dict(s.params_json or {}), **split.expression}
+    catalog = feature_catalog(catalog if catalog is not None else catalog_from_snapshot(snap), split)
     fr = FREQUENCIES[freq]
     execution = dsl.Execution[ex.upper()]
     session = dsl.CheckSession(catalog)
@@ -351,7 +352,7 @@ def compile_backtest(
         notes.append(f"{_cell('BACKTESTS', bt, 'enabled')}: backtest {backtest_id} is disabled; run anyway")
     if mode == "discrete" and scaling is not None:
         notes.append(f"{scaling.cell}: scaling_expr is not used in discrete position mode")
-    return CompiledBacktest(
+    compiled = CompiledBacktest(
         backtest_id=backtest_id,
         strategy_id=s.strategy_id,
         instrument_id=inst.instrument_id,
@@ -383,3 +384,13 @@ def compile_backtest(
         reporting=reporting,
         notes=tuple(notes),
     )
+    return _bind_set(compiled, split, binding)
+
+
+def _bind_set(cb: CompiledBacktest, split: ParamSplit, binding: Mapping[str, Any]) -> CompiledBacktest:
+    """The parameter set's last touches: `backtest.cost_multiplier` scales every cost value, and `params`
+    becomes the full binding (strategy defaults + every key given) so a run id or a trial is reproducible
+    from it alone."""
+    full = {**dict(binding), **{k: v for k, v in split.given.items() if "." in k}}
+    column = dataclasses.replace(cb.column, costs=scale_costs(cb.column.costs, split.cost_multiplier))
+    return dataclasses.replace(cb, params=dict(sorted(full.items())), column=column)

@@ -1,17 +1,29 @@
 """Many parameter sets of one backtest per call (issue 10 section 3): what optimization calls.
 
-Why its own entry point: an optimizer proposes K bindings of a strategy's `$params`; compiling, loading
-and evaluating K times would repeat everything that does not depend on them. Here the grid is built once
-(the largest warm-up over every binding), each graph (signal, gates, scaling) is evaluated once per
-DISTINCT binding of the params that graph reads (compiler.cache.params_used: a param the gate does not
-read never re-evaluates the gate), through the feature cache, and the K signal columns go to the engine's
-run_many in chunks of `chunk` columns, so memory is bounded by the chunk, not by K. Nothing is written to
+Why its own entry point: an optimizer proposes K parameter sets (contract A, runtime/backtest/params.py:
+`$names`, `<feature>.<name>`, `backtest.<column>`); compiling, loading and evaluating K times would repeat
+everything that does not depend on them. Here the grid is built once (the largest warm-up over every set),
+each graph (signal, gates, scaling) is evaluated once per DISTINCT (graph hash, params it reads): a
+feature override such as `vix_high.threshold` changes the hash of the graphs that read the feature, so it
+re-evaluates the gate and never the signal; a `$param` the gate does not read never re-evaluates the gate.
+Each column carries its own ColumnSpec (costs, rules: `backtest.slippage_value`, `backtest.min_hold_days`,
+`backtest.cost_multiplier` differ per column inside one run_many call); columns that differ in
+`backtest.initial_capital` run in separate kernel calls (capital is run-wide in the kernel). The K columns
+go to run_many in chunks of `chunk`, so memory is bounded by the chunk, not by K. Nothing is written to
 runs/: the outcome is a metrics array [K, segment, metric] like ManyResult.
 
-Every distinct binding is checked by compile_backtest (names, types, and the availability check at the
-execution time: a binding such as `$lag = 0` that would peek is refused, not run). Only expression
-`$params` can vary: compile_backtest does not yet let a param address a BACKTESTS cost or rule column, so
-every column shares the backtest's ColumnSpec.
+Every distinct set is checked by compile_backtest (names, types, and the availability check at the
+execution time: a binding such as `$lag = 0` that would peek is refused, not run). All sets of one call
+share the date window: one grid, one IS/OOS split.
+
+`is_only=True` builds the grid to the IS end (the last session on or before end - oos months): no OOS
+price is read and no OOS row is simulated. The "is" metrics are then those of a run that ends at the IS end
+(a trade still open at the IS end is valued at that close and counts in IS, where the full run would count
+it in OOS at its exit); "full" = "is" (the simulated rows), "oos" is NaN.
+
+`returns=True` simulates each distinct column with run_one (the kernel with its paths recorded, one call
+per column, memory O(T) per call) and returns the daily net returns [n_days, K] (session PnL / previous
+session's end equity, ENGINE.md section 8) with their dates; the metrics then come from the same calls.
 """
 
 from __future__ import annotations
@@ -29,12 +41,22 @@ from compiler.cache import params_used
 from compiler.evaluate import EvaluationError, evaluate
 from compiler.plan import plan_graph
 from runtime.backtest.compile import CompiledBacktest, CompiledExpr, compile_backtest
+from runtime.backtest.params import expression_params
 from runtime.backtest.run import _bt_cell, _check_prices, _ffill, build_grid, trade_window
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
-from runtime.engine.contracts import METRIC_NAMES, SEGMENTS, Gates, ManyResult, Market, RunSpec
-from runtime.engine.kernel import run_many
+from runtime.engine.contracts import (
+    METRIC_NAMES,
+    SEGMENTS,
+    ColumnSpec,
+    Gates,
+    ManyResult,
+    Market,
+    RunSpec,
+)
+from runtime.engine.kernel import run_many, run_one
 from runtime.evaluation.cache_store import ParquetValueStore
 from runtime.evaluation.sources import WorkspaceSources
+from runtime.graphs import catalog_from_snapshot
 from runtime.storage.registry import Registry
 
 
@@ -51,6 +73,12 @@ class ManyOutcome:
     seconds: float
     timings: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: returns=True: daily net returns [n_days, K] on the traded sessions, their dates (datetime64[D]) and
+    #: the index of the first OOS day (None: no OOS, or is_only)
+    returns: np.ndarray | None = None
+    dates: np.ndarray | None = None
+    oos_start: int | None = None
+    is_only: bool = False
 
     @property
     def n_evaluations(self) -> int:
@@ -70,9 +98,45 @@ def _key(obj: Any) -> str:
 
 
 def _eval_key(role: str, ce: CompiledExpr, binding: Mapping[str, Any]) -> str:
-    """The graph's identity plus only the params it reads: equal keys give equal values."""
+    """The graph's identity plus only the params it reads: equal keys give equal values (a feature
+    override is inside the graph: its hash differs)."""
     used = sorted(params_used(ce.graph))
     return _key([role, ce.graph.hash, {n: binding[n] for n in used if n in binding}])
+
+
+def _same_window(
+    snap: ConfigSnapshot, backtest_id: str, sets: list[dict], cbs: list[CompiledBacktest]
+) -> None:
+    """One call, one grid: every set must run on the first set's window."""
+    w0 = (cbs[0].start, cbs[0].end, cbs[0].oos_months)
+    for k, cb in enumerate(cbs):
+        w = (cb.start, cb.end, cb.oos_months)
+        if w != w0:
+            keys = [f"backtest.{c}" for c in ("start_date", "end_date", "oos_last_x_months")]
+            raise UserError(
+                f"backtest {backtest_id}: parameter set {k} runs on {w[0]}..{w[1]} with {w[2]} OOS months, set "
+                f"0 on {w0[0]}..{w0[1]} with {w0[2]} ({_bt_cell(snap, backtest_id, 'start_date')}); one call "
+                f"shares one window; fix: give every set the same {', '.join(keys)}, or one call per window"
+            )
+
+
+def _is_only(cb: CompiledBacktest) -> CompiledBacktest:
+    """The backtest cut at its IS end: the grid ends on the last session on or before oos_from."""
+    if cb.oos_from is None:
+        return cb
+    return dataclasses.replace(cb, end=cb.oos_from, oos_from=None, oos_months=0)
+
+
+def _daily_returns(
+    pnl: np.ndarray, equity: np.ndarray, last: np.ndarray, dd: np.ndarray, n_days: int, capital: float
+) -> np.ndarray:
+    """Session net PnL / the previous session's end equity (0 once that equity is <= 0), as the kernel."""
+    day_pnl = np.bincount(dd, weights=pnl, minlength=n_days)
+    prev = np.empty(n_days)
+    prev[0] = capital
+    prev[1:] = equity[last][:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(prev > 0.0, day_pnl / prev, 0.0)
 
 
 def run_param_sets(
@@ -83,6 +147,8 @@ def run_param_sets(
     param_sets: Sequence[Mapping[str, Any]],
     *,
     chunk: int = 256,
+    is_only: bool = False,
+    returns: bool = False,
 ) -> ManyOutcome:
     """Metrics of `backtest_id` for every parameter set (IS/OOS/full as run_backtest), nothing written."""
     t0 = time.perf_counter()
@@ -92,14 +158,20 @@ def run_param_sets(
             f"backtest {backtest_id}: no parameter set given; fix: pass at least one, e.g. [{{}}]"
         )
     timings: dict[str, float] = {}
-    # one compile per distinct binding: validates every name and the availability check at each binding
+    # one compile per distinct set: validates every key and the availability check at each binding
+    catalog = catalog_from_snapshot(snap)
     by_key: dict[str, CompiledBacktest] = {}
     col_cb: list[CompiledBacktest] = []
     for p in sets:
         k = _key(p)
         if k not in by_key:
-            by_key[k] = compile_backtest(snap, backtest_id, p)
+            by_key[k] = compile_backtest(snap, backtest_id, p, catalog=catalog)
         col_cb.append(by_key[k])
+    _same_window(snap, backtest_id, sets, col_cb)
+    if is_only:
+        cut = {k: _is_only(cb) for k, cb in by_key.items()}
+        col_cb = [cut[_key(p)] for p in sets]
+        by_key = cut
     cb0 = col_cb[0]
     timings["compile"] = time.perf_counter() - t0
     _check_prices(snap, cb0, reg)
@@ -140,7 +212,7 @@ def run_param_sets(
         if plan is None:
             plan = plans[ce.graph.hash] = plan_graph(ce.graph, mode="auto")
         try:
-            ev = evaluate(ce.graph, sources, grid, params=dict(binding), store=store, plan=plan)
+            ev = evaluate(ce.graph, sources, grid, params=expression_params(binding), store=store, plan=plan)
         except EvaluationError as e:
             raise UserError(f"{ce.cell}: {e}") from None
         full = np.full(T, np.nan)
@@ -189,32 +261,43 @@ def run_param_sets(
                     f"{gap:,} traded cells (its data does not reach back): counted closed, no entry there"
                 )
         scaling = np.column_stack(scale_cols) if scaled else None
-        column = cb0.column
-        if scaled and cb0.instrument.accounting == "contracts":
-            p0 = close[max(ts - 1, 0)]
-            cpu = cb0.initial_capital / (p0 * cb0.instrument.multiplier)
-            column = dataclasses.replace(
-                column, position=dataclasses.replace(column.position, contracts_per_unit=cpu)
-            )
-            notes.append(
-                f"contracts_per_unit = initial_capital / (price x multiplier) at the start = {cpu:.4g}"
-            )
+
+        def column_of(cb: CompiledBacktest) -> ColumnSpec:
+            """The set's own ColumnSpec (costs, rules); scaled futures size from the set's own capital."""
+            column = cb.column
+            if scaled and cb.instrument.accounting == "contracts":
+                p0 = close[max(ts - 1, 0)]
+                cpu = cb.initial_capital / (p0 * cb.instrument.multiplier)
+                column = dataclasses.replace(
+                    column, position=dataclasses.replace(column.position, contracts_per_unit=cpu)
+                )
+                notes.append(
+                    f"contracts_per_unit = initial_capital / (price x multiplier) at the start = {cpu:.4g}"
+                )
+            return column
+
         market = Market(close=close, open=opn, day=day if cb0.frequency == "1m" else None)
-        spec = RunSpec(
-            instrument=cb0.instrument,
-            initial_capital=cb0.initial_capital,
-            trade_start=ts,
-            oos_start=oos,
-            annualization_factor=cb0.annualization_factor,
-            risk_free_rate=cb0.risk_free_rate,
-        )
-        # distinct runs (signal key + gate/scaling column): a repeated binding is simulated once
+
+        def spec_of(capital: float) -> RunSpec:
+            return RunSpec(
+                instrument=cb0.instrument,
+                initial_capital=capital,
+                trade_start=ts,
+                oos_start=oos,
+                annualization_factor=cb0.annualization_factor,
+                risk_free_rate=cb0.risk_free_rate,
+            )
+
+        # distinct runs (signal key + gate/scaling column + column spec + capital): simulated once each
+        columns = {id(cb): column_of(cb) for cb in by_key.values()}
         run_key = [
             _key(
                 [
+                    cb.initial_capital,
                     _eval_key("signal", cb.signal, cb.params),
                     gate_of[k] if has_gate else -1,
                     scale_of[k] if scaled else -1,
+                    repr(columns[id(cb)]),
                 ]
             )
             for k, cb in enumerate(col_cb)
@@ -225,42 +308,88 @@ def run_param_sets(
             if rk not in uniq:
                 uniq[rk] = len(first_k)
                 first_k.append(k)
-        # runs sharing a signal sit together, so a chunk evaluates each signal binding once
-        order = sorted(range(len(first_k)), key=lambda u: run_key[first_k[u]])
+        # one kernel call per capital; inside it, runs sharing a signal sit together, so a chunk
+        # evaluates each signal binding once
+        by_capital: dict[float, list[int]] = {}
+        for u in sorted(range(len(first_k)), key=lambda u: run_key[first_k[u]]):
+            by_capital.setdefault(col_cb[first_k[u]].initial_capital, []).append(u)
         step = max(int(chunk), 1)
         res_u = np.empty((len(first_k), len(SEGMENTS), len(METRIC_NAMES)))
+        # returns: traded sessions (0..n_days-1) of the traded rows
+        dd = day[ts:] - day[ts]
+        n_days = int(dd[-1]) + 1
+        last = np.ones(T - ts, dtype=bool)
+        last[:-1] = dd[1:] != dd[:-1]
+        ret_u = np.empty((n_days, len(first_k))) if returns else None
         t_sim = 0.0
-        for a in range(0, len(order), step):
-            us = order[a : a + step]
-            memo: dict[str, np.ndarray] = {}
-            cols = []
-            for u in us:
-                cb = col_cb[first_k[u]]
-                sk = _eval_key("signal", cb.signal, cb.params)
-                if sk not in memo:
-                    memo[sk] = values("signal", cb.signal, cb.params)
-                cols.append(memo[sk])
-            sig = np.asfortranarray(np.column_stack(cols))
-            t2 = time.perf_counter()
-            try:
-                r = run_many(
-                    market,
-                    sig,
-                    column,
-                    spec,
-                    scaling=scaling,
-                    scale_idx=[scale_of[first_k[u]] for u in us] if scaled else None,
-                    gates=gates,
-                    gate_idx=[gate_of[first_k[u]] for u in us] if has_gate else None,
-                    chunk=step,
-                )
-            except ValueError as e:
-                raise UserError(f"backtest {backtest_id}: {e}") from None
-            t_sim += time.perf_counter() - t2
-            res_u[us] = r.metrics
-    out = res_u[[uniq[rk] for rk in run_key]]
+        for capital, order in by_capital.items():
+            spec = spec_of(capital)
+            for a in range(0, len(order), step):
+                us = order[a : a + step]
+                memo: dict[str, np.ndarray] = {}
+                cols = []
+                for u in us:
+                    cb = col_cb[first_k[u]]
+                    sk = _eval_key("signal", cb.signal, cb.params)
+                    if sk not in memo:
+                        memo[sk] = values("signal", cb.signal, cb.params)
+                    cols.append(memo[sk])
+                t2 = time.perf_counter()
+                try:
+                    if returns:
+                        assert ret_u is not None
+                        for j, u in enumerate(us):
+                            k = first_k[u]
+                            g = gate_of[k] if has_gate else None
+                            one = run_one(
+                                market,
+                                cols[j],
+                                columns[id(col_cb[k])],
+                                spec,
+                                scaling=None if scaling is None else scaling[:, scale_of[k]],
+                                gates=None
+                                if gates is None
+                                else Gates(
+                                    gates.entry_ok[:, g],
+                                    None if gates.frozen is None else gates.frozen[:, g],
+                                ),
+                            )
+                            res_u[u] = [[one.metrics[s][m] for m in METRIC_NAMES] for s in SEGMENTS]
+                            p = one.paths
+                            ret_u[:, u] = _daily_returns(
+                                p["pnl"][ts:], p["equity"][ts:], last, dd, n_days, capital
+                            )
+                    else:
+                        r = run_many(
+                            market,
+                            np.asfortranarray(np.column_stack(cols)),
+                            [columns[id(col_cb[first_k[u]])] for u in us],
+                            spec,
+                            scaling=scaling,
+                            scale_idx=[scale_of[first_k[u]] for u in us] if scaled else None,
+                            gates=gates,
+                            gate_idx=[gate_of[first_k[u]] for u in us] if has_gate else None,
+                            chunk=step,
+                        )
+                        res_u[us] = r.metrics
+                except ValueError as e:
+                    raise UserError(f"backtest {backtest_id}: {e}") from None
+                t_sim += time.perf_counter() - t2
+    idx = [uniq[rk] for rk in run_key]
+    out = res_u[idx]
+    if is_only:
+        out[:, SEGMENTS.index("oos"), :] = np.nan
     timings["evaluate"] = eval_seconds
     timings["simulate"] = t_sim
+    ret = dates = None
+    oos_day = None
+    if returns:
+        assert ret_u is not None
+        ret = np.ascontiguousarray(ret_u[:, idx])
+        tdates = np.asarray(grid.trade_date if cb0.frequency == "1m" else grid.index)[ts:]
+        dates = tdates[last].astype("datetime64[D]")
+        if oos is not None and oos < T:
+            oos_day = int(day[oos] - day[ts])
     return ManyOutcome(
         backtest_id=backtest_id,
         params=tuple(sets),
@@ -270,6 +399,10 @@ def run_param_sets(
         seconds=time.perf_counter() - t0,
         timings=timings,
         notes=tuple(dict.fromkeys(notes)),
+        returns=ret,
+        dates=dates,
+        oos_start=oos_day,
+        is_only=is_only,
     )
 
 
