@@ -1,0 +1,762 @@
+"""The robustness run's report: one self-contained HTML page (plotly.js inline once, opens offline).
+
+Why this shape: a researcher first wants the verdict of every test on one screen (the summary table, one row
+per test, its level coloured and the plain words), then the evidence behind each verdict (the distribution
+the real value sits in, the curve the optimum sits on). The page is drawn only from the run folder
+(summary.json and the per-test parquet tables, contract section D), so it can be rebuilt from a finished
+run; a missing or unreadable table, a skipped or failed test, or a test this page has no figure for never
+stops the page: that section says what is missing and shows the numbers it has.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runtime.backtest.tearsheet import CSS as TEARSHEET_CSS
+from runtime.contracts import UserError
+
+REPORT_NAME = "report.html"
+LEVEL_COLOURS = {"pass": "#1b7f3b", "warn": "#c77700", "fail": "#b3261e", "info": "#2456a6"}
+STATUS_COLOURS = {"skipped": "#7a808c", "error": "#6b1d1d"}
+LOOKAHEAD_FILL = "rgba(209,123,0,0.13)"
+#: reading order of the sections (tests not listed follow in summary order)
+ORDER = (
+    "is_oos_gap",
+    "walk_forward",
+    "purge_embargo",
+    "block_bootstrap",
+    "placebo_shuffle",
+    "lag_sweep",
+    "sensitivity_1d",
+    "sensitivity_2d",
+    "regimes",
+    "cost_sensitivity",
+    "multiple_testing",
+)
+TITLES = {
+    "is_oos_gap": "In-sample vs out-of-sample",
+    "walk_forward": "Walk-forward (re-optimised per fold, stitched out-of-sample)",
+    "purge_embargo": "Purge and embargo",
+    "block_bootstrap": "Block bootstrap",
+    "placebo_shuffle": "Placebo: block-shuffled positions",
+    "lag_sweep": "Lag sweep",
+    "sensitivity_1d": "Parameter sensitivity (1D)",
+    "sensitivity_2d": "Parameter sensitivity (2D)",
+    "regimes": "Regimes",
+    "cost_sensitivity": "Cost sensitivity",
+    "multiple_testing": "Multiple testing: PSR, DSR, MinTRL, PBO, SPA",
+}
+#: plain names of the numbers the runner writes (unknown names are shown as written)
+NUMBER_LABELS = {
+    "psr": "PSR (vs Sharpe 0)",
+    "dsr": "DSR (deflated by the trials)",
+    "sr0": "SR0: expected max Sharpe of the trials (per period)",
+    "n_trials": "trials N",
+    "var_trial_sr": "variance of trial Sharpes (per period)",
+    "min_trl_years": "MinTRL (years)",
+    "min_trl_periods": "MinTRL (periods)",
+    "pbo": "PBO (CSCV)",
+    "spa_p": "Hansen SPA p-value",
+    "spa_pvalue": "Hansen SPA p-value",
+    "p_consistent": "Hansen SPA p-value",
+    "reality_check_p": "White Reality Check p-value",
+    "p_reality_check": "White Reality Check p-value",
+    "pvalue": "p-value",
+    "percentile": "percentile",
+    "break_even_multiple": "break-even cost multiple",
+    "prob_sharpe_le_0": "P(Sharpe <= 0)",
+    "stability_score": "stability score",
+    "plateau_share": "plateau share",
+}
+FIG_CONFIG = {"displaylogo": False, "responsive": True}
+
+EXTRA_CSS = """
+.badge{display:inline-block;min-width:44px;text-align:center;padding:1px 8px;border-radius:10px;color:#fff;
+ font-size:11.5px;font-weight:600;text-transform:uppercase;letter-spacing:.03em}
+table.summary td{vertical-align:top} table.summary td.txt{text-align:left;white-space:normal;max-width:620px}
+table.summary td.nums{text-align:left;white-space:normal;color:#555;font-size:12px;max-width:360px}
+.missing{background:#fff6e5;border:1px solid #f0d9a8;border-radius:4px;padding:6px 10px;font-size:12.5px}
+.errbox{background:#fdecea;border:1px solid #f3b8b2;border-radius:4px;padding:6px 10px;font-size:12.5px}
+.verdict{font-size:13px;margin:0 0 8px} h2 .badge{margin-left:8px;vertical-align:1px}
+.grid2b{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:22px;align-items:start}
+"""
+
+
+@dataclass(frozen=True)
+class TestEntry:
+    """One test of summary.json (contract section D), as read; `raw` keeps any extra key."""
+
+    test_id: str
+    status: str
+    level: str | None
+    text: str
+    numbers: dict[str, Any]
+    seconds: float | None
+    table: str | None
+    note: str | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RobustnessRun:
+    """A robustness run folder: summary.json parsed, per-test tables read on demand."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    tests: tuple[TestEntry, ...]
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    def entry(self, test_id: str) -> TestEntry | None:
+        return next((t for t in self.tests if t.test_id == test_id), None)
+
+    def table(self, test_id: str, name: str | None = None) -> pd.DataFrame | None:
+        """The test's parquet table (or another file of the run, `name`); None when absent or unreadable."""
+        if name is None:
+            e = self.entry(test_id)
+            name = e.table if e is not None else None
+        if not name:
+            return None
+        p = self.run_dir / name
+        if not p.is_file():
+            return None
+        try:
+            return pd.read_parquet(p)
+        except Exception:  # a truncated or foreign file: the section says the table is unreadable
+            return None
+
+
+def _entry(raw: dict[str, Any]) -> TestEntry:
+    verdict = raw.get("verdict") or {}
+    secs = raw.get("seconds")
+    return TestEntry(
+        test_id=str(raw.get("test_id", "?")),
+        status=str(raw.get("status", "ok")),
+        level=verdict.get("level"),
+        text=str(verdict.get("text") or ""),
+        numbers=dict(raw.get("numbers") or {}),
+        seconds=float(secs) if isinstance(secs, int | float) else None,
+        table=raw.get("table") or None,
+        note=raw.get("note") or None,
+        raw=dict(raw),
+    )
+
+
+def load_run(run_dir: Path | str) -> RobustnessRun:
+    """Read a run folder's summary.json; a folder without one is a user error (not a robustness run)."""
+    run_dir = Path(run_dir)
+    sj = run_dir / "summary.json"
+    if not sj.is_file():
+        raise UserError(
+            f"{run_dir} is not a robustness run (no summary.json); "
+            "fix: run `backtest robustness TARGET` and pass the folder it prints (DATA_ROOT/runs/rb-...)"
+        )
+    try:
+        summary = json.loads(sj.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{sj} is not valid JSON ({e}); fix: rerun `backtest robustness TARGET` to rewrite the run"
+        ) from None
+    return RobustnessRun(run_dir, summary, tuple(_entry(t) for t in summary.get("tests") or []))
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------------
+
+
+def fmt_number(v: Any) -> str:
+    """Compact: thousands separators for big values, 4 significant digits for small ones."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int | np.integer):
+        return f"{int(v):,}"
+    if isinstance(v, float | np.floating):
+        v = float(v)
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞" if v > 0 else "-∞"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _esc(v: Any) -> str:
+    return html.escape(str(v))
+
+
+def _badge(e: TestEntry) -> str:
+    if e.status != "ok":
+        return f'<span class="badge" style="background:{STATUS_COLOURS.get(e.status, "#555")}">{_esc(e.status)}</span>'
+    lvl = e.level or "info"
+    return f'<span class="badge level-{_esc(lvl)}" style="background:{LEVEL_COLOURS.get(lvl, "#555")}">{_esc(lvl)}</span>'
+
+
+def _num(numbers: dict[str, Any], *names: str) -> float | None:
+    """The first of `names` present as a finite number (the runner's names are tried in order)."""
+    for n in names:
+        v = numbers.get(n)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v)):
+            return float(v)
+    return None
+
+
+def _label(name: str) -> str:
+    return NUMBER_LABELS.get(name, name.replace("_", " "))
+
+
+def _numbers_table(numbers: dict[str, Any]) -> str:
+    if not numbers:
+        return ""
+    body = "".join(
+        f"<tr><td>{_esc(_label(k))}</td><td>{_esc(fmt_number(v))}</td></tr>" for k, v in numbers.items()
+    )
+    return f"<table class='kv numbers'>{body}</table>"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, pd.Timestamp | np.datetime64):
+        ts = pd.Timestamp(v)
+        return f"<td class='l'>{ts.date() if ts == ts.normalize() else ts}</td>"
+    if isinstance(v, str):
+        return f"<td class='l'>{_esc(v)}</td>"
+    return f"<td>{_esc(fmt_number(v))}</td>"
+
+
+def _frame_table(df: pd.DataFrame, max_rows: int = 60, cls: str = "") -> str:
+    """A DataFrame as a plain table (numbers formatted); long tables show their head and say so."""
+    shown = df.head(max_rows)
+    cols = list(shown.columns)
+    head = "".join(f"<th>{_esc(c)}</th>" for c in cols)
+    rows = []
+    for rec in shown.itertuples(index=False):
+        cells = "".join(_cell(v) for v in rec)
+        rows.append(f"<tr>{cells}</tr>")
+    more = (
+        f"<p class='notes'>{len(df):,} rows; the first {max_rows} are shown.</p>"
+        if len(df) > max_rows
+        else ""
+    )
+    return f"{more}<div class='scroll'><table class='{cls}'><tr>{head}</tr>{''.join(rows)}</table></div>"
+
+
+def _key_numbers(e: TestEntry, k: int = 4) -> str:
+    items = [(n, v) for n, v in e.numbers.items() if not isinstance(v, str)][:k]
+    return ", ".join(f"{_label(n)} {fmt_number(v)}" for n, v in items)
+
+
+def summary_frame(run: RobustnessRun) -> pd.DataFrame:
+    """One row per test: status, verdict level, plain words, seconds, note (the page's top table)."""
+    return pd.DataFrame(
+        [
+            {
+                "test": e.test_id,
+                "status": e.status,
+                "level": e.level if e.status == "ok" else None,
+                "verdict": e.text,
+                "seconds": e.seconds,
+                "note": e.note,
+            }
+            for e in run.tests
+        ],
+        columns=["test", "status", "level", "verdict", "seconds", "note"],
+    )
+
+
+def _summary_html(run: RobustnessRun) -> str:
+    if not run.tests:
+        return "<p class='missing'>This run's summary lists no test.</p>"
+    rows = []
+    for e in run.tests:
+        words = e.text or (e.note or "")
+        if e.status != "ok" and e.note and e.text:
+            words = f"{e.text} ({e.note})"
+        secs = f"{e.seconds:.1f}" if e.seconds is not None else "–"
+        rows.append(
+            f"<tr data-test='{_esc(e.test_id)}' data-status='{_esc(e.status)}' data-level='{_esc(e.level or '')}'>"
+            f"<td class='l'><a href='#sec-{_esc(e.test_id)}'>{_esc(e.test_id)}</a></td><td>{_badge(e)}</td>"
+            f"<td class='txt'>{_esc(words)}</td><td class='nums'>{_esc(_key_numbers(e))}</td><td>{secs}</td></tr>"
+        )
+    head = "<tr><th class='l'>test</th><th>verdict</th><th class='l'>reading</th><th class='l'>key numbers</th><th>s</th></tr>"
+    return f"<table class='summary'>{head}{''.join(rows)}</table>"
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures (each returns a plotly Figure; a missing column raises KeyError, which the section reports)
+# --------------------------------------------------------------------------------------------------
+
+
+def _base(fig: Any, height: int, margin: dict[str, int] | None = None, **kw: Any) -> Any:
+    fig.update_layout(
+        height=height,
+        margin=margin or dict(l=60, r=20, t=40, b=40),
+        template="plotly_white",
+        legend=dict(orientation="h", y=1.12, x=0),
+        **kw,
+    )
+    return fig
+
+
+def _cols(n: int, per_row: int = 3) -> tuple[int, int]:
+    c = min(n, per_row)
+    return max(1, math.ceil(n / c)), c
+
+
+def bootstrap_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
+    """One histogram per statistic: the resampled values, the real value (solid) and the CI (shaded)."""
+    from plotly.subplots import make_subplots
+
+    metrics = list(dict.fromkeys(table["metric"]))
+    level = _num(numbers, "level", "ci_level") or 0.95
+    draws, bands, titles = {}, {}, []
+    for m in metrics:
+        v = table.loc[table["metric"] == m, "value"].to_numpy(dtype=float)
+        draws[m] = v = v[np.isfinite(v)]
+        lo = _num(numbers, f"{m}_low", f"{m}_ci_low", f"{m}_lo")
+        hi = _num(numbers, f"{m}_high", f"{m}_ci_high", f"{m}_hi")
+        src = ""
+        if (lo is None or hi is None) and v.size:  # the runner wrote no CI: the percentile CI of the draws
+            lo, hi = (float(x) for x in np.percentile(v, [(1 - level) / 2 * 100, (1 + level) / 2 * 100]))
+            src = " (from the draws)"
+        bands[m] = (lo, hi)
+        ci = f"{level:.0%} CI [{fmt_number(lo)}, {fmt_number(hi)}]{src}" if lo is not None else "no CI"
+        titles.append(f"<b>{m}</b><br><span style='font-size:11px;color:#2456a6'>{ci}</span>")
+    r, c = _cols(len(metrics))
+    fig = make_subplots(rows=r, cols=c, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.2)
+    for i, m in enumerate(metrics):
+        row, col = i // c + 1, i % c + 1
+        v = draws[m]
+        fig.add_histogram(x=v, nbinsx=40, name=m, marker_color="#8aa6d6", showlegend=False, row=row, col=col)
+        lo, hi = bands[m]
+        if lo is not None and hi is not None:
+            fig.add_vrect(x0=lo, x1=hi, fillcolor="rgba(36,86,166,0.12)", line_width=0, row=row, col=col)
+            fig.add_vline(x=lo, line=dict(color="#2456a6", dash="dot", width=1), row=row, col=col)
+            fig.add_vline(x=hi, line=dict(color="#2456a6", dash="dot", width=1), row=row, col=col)
+        real = _num(numbers, m, f"{m}_estimate", f"{m}_real", f"real_{m}")
+        if real is not None:
+            fig.add_vline(x=real, line=dict(color="#b3261e", width=2.2), row=row, col=col)
+            fig.add_annotation(
+                text=f"real {fmt_number(real)}", x=real, y=0.92, xref=f"x{i + 1 if i else ''}",
+                yref=f"y{i + 1 if i else ''} domain", showarrow=False, xanchor="left", xshift=4,
+                font=dict(color="#b3261e", size=11),
+            )  # fmt: skip
+        if m in ("sharpe",):
+            fig.add_vline(x=0, line=dict(color="#333", width=1), row=row, col=col)
+    return _base(fig, 330 * r, bargap=0.03, margin=dict(l=60, r=20, t=60, b=40))
+
+
+def placebo_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
+    """The placebo metric's distribution and the real strategy's value in it (p = share at or above)."""
+    import plotly.graph_objects as go
+
+    v = table["value"].to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    fig = go.Figure(go.Histogram(x=v, nbinsx=50, name="placebos", marker_color="#9aa3b2"))
+    real = _num(numbers, "real", "real_value", "real_metric", "real_sharpe", "sharpe")
+    p = _num(numbers, "pvalue", "p_value", "p")
+    if real is not None:
+        fig.add_vline(x=real, line=dict(color="#b3261e", width=2.5))
+        txt = f"real {fmt_number(real)}" + (f" · p {p:.3f}" if p is not None else "")
+        fig.add_annotation(
+            text=txt, x=real, y=0.95, yref="paper", showarrow=False, xanchor="left", xshift=5,
+            font=dict(color="#b3261e", size=12),
+        )  # fmt: skip
+    metric = numbers.get("metric") if isinstance(numbers.get("metric"), str) else "metric"
+    fig.update_xaxes(title_text=f"placebo {metric}")
+    fig.update_yaxes(title_text="placebos")
+    return _base(fig, 340, showlegend=False)
+
+
+def lag_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
+    """Sharpe (and net PnL) per extra lag; the negative lags (future data) shaded and labelled."""
+    from plotly.subplots import make_subplots
+
+    t = table.sort_values("lag")
+    lags = t["lag"].to_numpy(dtype=int)
+    look = t["lookahead"].to_numpy(dtype=bool) if "lookahead" in t else lags < 0
+    panels = [c for c in ("sharpe", "total_pnl") if c in t]
+    if not panels:
+        raise KeyError("lag_sweep table has neither a 'sharpe' nor a 'total_pnl' column")
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    colours = np.where(look, "#d17b00", np.where(lags == 0, "#1d2330", "#2456a6"))
+    for i, col in enumerate(panels, start=1):
+        fig.add_bar(
+            x=lags, y=t[col].to_numpy(dtype=float), marker_color=list(colours), name=col, showlegend=False,
+            row=i, col=1,
+            customdata=np.where(look, "lookahead placebo", "tradable").tolist(),
+            hovertemplate="lag %{x}: %{y:.3g} (%{customdata})<extra></extra>",
+        )  # fmt: skip
+        fig.update_yaxes(title_text="Sharpe" if col == "sharpe" else "net PnL", row=i, col=1)
+    if look.any():
+        lo, hi = float(lags[look].min()) - 0.5, float(lags[look].max()) + 0.5
+        fig.add_vrect(
+            x0=lo, x1=hi, fillcolor=LOOKAHEAD_FILL, line_width=0, layer="below",
+            annotation_text="lookahead placebo: future data, not tradable", annotation_position="top left",
+            annotation_font=dict(color="#a55f00", size=11.5),
+        )  # fmt: skip
+    fig.update_xaxes(title_text="extra lag (bars between signal and fill)", dtick=1, row=len(panels), col=1)
+    return _base(fig, 230 + 170 * len(panels), bargap=0.15)
+
+
+def _metric_col(t: pd.DataFrame, value_cols: tuple[str, ...]) -> tuple[str, str | None]:
+    """(column holding the metric value, column holding the metric name or None)."""
+    if "metric" in t and not pd.api.types.is_numeric_dtype(t["metric"]):
+        for c in value_cols:
+            if c in t and pd.api.types.is_numeric_dtype(t[c]):
+                return c, "metric"
+    for c in ("metric", *value_cols):
+        if c in t and pd.api.types.is_numeric_dtype(t[c]):
+            return c, None
+    raise KeyError(f"no numeric metric column among {('metric', *value_cols)}")
+
+
+def sensitivity_1d_figure(table: pd.DataFrame, numbers: dict[str, Any], params: dict[str, Any]) -> Any:
+    """The metric along each parameter (others at the tested values); the tested value dashed."""
+    from plotly.subplots import make_subplots
+
+    ycol, mname = _metric_col(table, ("score", "metric_value"))
+    xcol = "value" if ycol != "value" else "param_value"
+    names = list(dict.fromkeys(table["param"]))
+    r, c = _cols(len(names))
+    fig = make_subplots(rows=r, cols=c, subplot_titles=[str(n) for n in names], horizontal_spacing=0.08)
+    ylab = str(table[mname].iloc[0]) if mname and len(table) else "metric"
+    for i, name in enumerate(names):
+        row, col = i // c + 1, i % c + 1
+        s = table[table["param"] == name].sort_values(xcol)
+        fig.add_scatter(
+            x=s[xcol], y=s[ycol], mode="lines+markers", name=str(name), line=dict(color="#2456a6"),
+            showlegend=False, row=row, col=col,
+        )  # fmt: skip
+        tested = params.get(str(name))
+        if isinstance(tested, int | float) and not isinstance(tested, bool):
+            fig.add_vline(
+                x=float(tested), line=dict(color="#d17b00", dash="dash", width=1.5), row=row, col=col
+            )
+        fig.update_yaxes(title_text=ylab if col == 1 else None, row=row, col=col)
+    return _base(fig, 300 * r, showlegend=False)
+
+
+def sensitivity_2d_figures(table: pd.DataFrame, numbers: dict[str, Any], params: dict[str, Any]) -> list[Any]:
+    """One heatmap per parameter pair (x, y -> metric); the tested binding marked with a cross."""
+    import plotly.graph_objects as go
+
+    zcol, mname = _metric_col(table, ("value", "score"))
+    pair_cols = [c for c in ("x_param", "y_param") if c in table]
+    groups = (
+        list(table.groupby(pair_cols, sort=False))
+        if len(pair_cols) == 2
+        else [((numbers.get("x_param", "x"), numbers.get("y_param", "y")), table)]
+    )
+    figs = []
+    for (xp, yp), g in groups:
+        grid = g.pivot_table(index="y", columns="x", values=zcol, aggfunc="mean").sort_index()
+        grid = grid.reindex(sorted(grid.columns), axis=1)
+        z = grid.to_numpy(dtype=float)
+        fig = go.Figure(
+            go.Heatmap(
+                z=z, x=[fmt_number(v) for v in grid.columns], y=[fmt_number(v) for v in grid.index],
+                colorscale="RdYlGn", zmid=0 if np.nanmin(z) < 0 < np.nanmax(z) else None,
+                colorbar=dict(title=str(g[mname].iloc[0]) if mname else "metric"),
+                hovertemplate=f"{xp} %{{x}}, {yp} %{{y}}: %{{z:.3g}}<extra></extra>",
+            )
+        )  # fmt: skip
+        tx, ty = params.get(str(xp)), params.get(str(yp))
+        if tx is not None and ty is not None:
+            fig.add_scatter(
+                x=[fmt_number(tx)], y=[fmt_number(ty)], mode="markers", name="tested",
+                marker=dict(symbol="x", size=14, color="#1d2330", line=dict(width=1, color="#fff")),
+            )  # fmt: skip
+        fig.update_xaxes(title_text=str(xp), type="category")
+        fig.update_yaxes(title_text=str(yp), type="category")
+        figs.append(_base(fig, 380, title=dict(text=f"{xp} x {yp}", font=dict(size=13)), showlegend=False))
+    return figs
+
+
+def walk_forward_figure(folds: pd.DataFrame | None, equity: pd.DataFrame) -> Any:
+    """The stitched out-of-sample equity with each fold's test window shaded and its boundary dashed."""
+    import plotly.graph_objects as go
+
+    x = pd.to_datetime(equity["date"])
+    fig = go.Figure(
+        go.Scatter(x=x, y=equity["equity"], name="stitched OOS equity", line=dict(color="#2456a6"))
+    )
+    if folds is not None and {"test_start", "test_end"} <= set(folds.columns):
+        for i, f in enumerate(folds.sort_values("test_start").itertuples(index=False)):
+            a, b = pd.Timestamp(f.test_start), pd.Timestamp(f.test_end)
+            if i % 2 == 0:
+                fig.add_vrect(x0=a, x1=b, fillcolor="rgba(36,86,166,0.07)", line_width=0, layer="below")
+            fig.add_vline(x=a, line=dict(color="#d17b00", dash="dash", width=1.2))
+            fig.add_annotation(
+                x=a, y=1.0, yref="paper", text=f"fold {getattr(f, 'fold', i)}", showarrow=False,
+                xanchor="left", yanchor="bottom", font=dict(size=10.5, color="#a55f00"),
+            )  # fmt: skip
+    fig.update_yaxes(title_text="equity")
+    return _base(fig, 380, hovermode="x unified")
+
+
+def drift_figure(folds: pd.DataFrame) -> Any | None:
+    """Each re-optimised numeric parameter across folds (jumps = the optimum is noise)."""
+    import plotly.graph_objects as go
+
+    rows = []
+    for f in folds.itertuples(index=False):
+        p = f.params
+        try:
+            d = json.loads(p) if isinstance(p, str) else dict(p)
+        except (TypeError, ValueError):
+            continue
+        rows.append({"fold": f.fold, **{k: v for k, v in d.items() if isinstance(v, int | float)}})
+    df = pd.DataFrame(rows)
+    names = [c for c in df.columns if c != "fold"]
+    if not names:
+        return None
+    fig = go.Figure()
+    for n in names:
+        fig.add_scatter(x=df["fold"], y=df[n], mode="lines+markers", name=n)
+    fig.update_xaxes(title_text="fold", dtick=1)
+    fig.update_yaxes(title_text="chosen value")
+    return _base(fig, 300)
+
+
+def regimes_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """regime_kind x regime rows, one column per metric (the regime table)."""
+    return table.pivot_table(
+        index=["regime_kind", "regime"], columns="metric", values="value", aggfunc="first", sort=False
+    ).reset_index()
+
+
+def regimes_figure(table: pd.DataFrame) -> Any:
+    """Sharpe (or the first metric) per regime, one colour per regime kind."""
+    import plotly.graph_objects as go
+
+    metric = "sharpe" if (table["metric"] == "sharpe").any() else str(table["metric"].iloc[0])
+    t = table[table["metric"] == metric]
+    fig = go.Figure()
+    for kind, g in t.groupby("regime_kind", sort=False):
+        fig.add_bar(x=[f"{kind}: {r}" for r in g["regime"]], y=g["value"], name=str(kind))
+    fig.update_yaxes(title_text=metric)
+    return _base(fig, 340)
+
+
+def cost_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
+    """Each metric against the cost multiple; zero line and the break-even multiple marked."""
+    from plotly.subplots import make_subplots
+
+    metrics = list(dict.fromkeys(table["metric"]))
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.1)
+    be = _num(numbers, "break_even_multiple", "break_even", "breakeven_multiple")
+    for i, m in enumerate(metrics, start=1):
+        s = table[table["metric"] == m].sort_values("multiple")
+        fig.add_scatter(
+            x=s["multiple"], y=s["value"], mode="lines+markers", name=m, showlegend=False,
+            line=dict(color="#2456a6"), row=1, col=i,
+        )  # fmt: skip
+        fig.add_hline(y=0, line=dict(color="#333", width=1), row=1, col=i)
+        fig.update_xaxes(title_text="cost multiple (x configured)", row=1, col=i)
+        if be is not None:
+            fig.add_vline(x=be, line=dict(color="#b3261e", dash="dash", width=1.8), row=1, col=i)
+            fig.add_annotation(
+                text=f"break-even {be:.2f}x", x=be, y=0.97, xref=f"x{i if i > 1 else ''}",
+                yref=f"y{i if i > 1 else ''} domain", showarrow=False, xanchor="left", xshift=4,
+                font=dict(color="#b3261e", size=11),
+            )  # fmt: skip
+    return _base(fig, 320)
+
+
+def pbo_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
+    """The CSCV logits of the IS-best trial's OOS rank; logit <= 0 (below the OOS median) shaded."""
+    import plotly.graph_objects as go
+
+    v = table["logit"].to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    fig = go.Figure(go.Histogram(x=v, nbinsx=40, marker_color="#8aa6d6", name="splits"))
+    lo = float(min(v.min(), -1.0)) if v.size else -1.0
+    fig.add_vrect(
+        x0=lo - 0.5, x1=0, fillcolor="rgba(179,38,30,0.10)", line_width=0, layer="below",
+        annotation_text="overfit side: IS best below OOS median", annotation_position="top left",
+        annotation_font=dict(color="#b3261e", size=11),
+    )  # fmt: skip
+    fig.add_vline(x=0, line=dict(color="#b3261e", width=1.5))
+    pbo = _num(numbers, "pbo")
+    if pbo is not None:
+        fig.update_layout(
+            title=dict(text=f"PBO = {pbo:.2f} (share of splits with logit <= 0)", font=dict(size=13))
+        )
+    fig.update_xaxes(title_text="logit of the IS-best trial's OOS rank")
+    fig.update_yaxes(title_text="splits")
+    return _base(fig, 340, showlegend=False)
+
+
+def gap_figure(table: pd.DataFrame) -> Any:
+    """IS and OOS side by side per metric."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_bar(x=table["metric"], y=table["is"], name="IS", marker_color="#2456a6")
+    fig.add_bar(x=table["metric"], y=table["oos"], name="OOS", marker_color="#d17b00")
+    return _base(fig, 300, barmode="group")
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------
+
+
+class _Page:
+    """Collects figure divs with stable ids (fig-<test>-<n>) and the figures themselves (for notebooks)."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, Any] = {}
+
+    def div(self, test_id: str, fig: Any) -> str:
+        fid = f"fig-{test_id}-{sum(k.startswith(f'fig-{test_id}-') for k in self.figures) + 1}"
+        self.figures[fid] = fig
+        return fig.to_html(full_html=False, include_plotlyjs=False, div_id=fid, config=FIG_CONFIG)
+
+
+def _missing(what: str) -> str:
+    return f"<p class='missing'>{_esc(what)}</p>"
+
+
+def _figure_or_note(build: Callable[[], str], test_id: str) -> str:
+    try:
+        return build()
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        return _missing(f"{test_id}: figure not drawn, the table does not have the expected shape ({e!r})")
+
+
+def _body(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
+    """The evidence of one test: its figures and tables from its parquet, or a note saying what is missing."""
+    tid = e.test_id
+    params = dict(run.summary.get("params") or {})
+    t = run.table(tid)
+    if tid == "walk_forward":
+        eq = run.table(tid, "walk_forward_equity.parquet")
+        parts = []
+        if eq is not None:
+            parts.append(_figure_or_note(lambda: page.div(tid, walk_forward_figure(t, eq)), tid))
+        else:
+            parts.append(_missing("walk_forward_equity.parquet is missing: no stitched equity to draw"))
+        if t is not None:
+
+            def folds() -> str:
+                d = drift_figure(t)
+                out = page.div(tid, d) if d is not None else ""
+                return out + _frame_table(t, cls="folds")
+
+            parts.append(_figure_or_note(folds, tid))
+        return "".join(parts)
+    if t is None:
+        if e.table:
+            return _missing(f"table {e.table} is missing or unreadable in {run.run_dir.name}/: no figure")
+        return ""
+    builders: dict[str, Callable[[], str]] = {
+        "block_bootstrap": lambda: page.div(tid, bootstrap_figure(t, e.numbers)),
+        "placebo_shuffle": lambda: page.div(tid, placebo_figure(t, e.numbers)),
+        "lag_sweep": lambda: page.div(tid, lag_figure(t, e.numbers)),
+        "sensitivity_1d": lambda: page.div(tid, sensitivity_1d_figure(t, e.numbers, params)),
+        "sensitivity_2d": lambda: "".join(
+            page.div(tid, f) for f in sensitivity_2d_figures(t, e.numbers, params)
+        ),
+        "regimes": lambda: page.div(tid, regimes_figure(t)) + _frame_table(regimes_frame(t), cls="regimes"),
+        "cost_sensitivity": lambda: page.div(tid, cost_figure(t, e.numbers)),
+        "multiple_testing": lambda: page.div(tid, pbo_figure(t, e.numbers)),
+        "is_oos_gap": lambda: page.div(tid, gap_figure(t)) + _frame_table(t),
+    }
+    build = builders.get(tid, lambda: _frame_table(t))
+    return _figure_or_note(build, tid)
+
+
+def _section(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
+    title = TITLES.get(e.test_id, e.test_id)
+    head = f"<h2>{_esc(title)} <code>{_esc(e.test_id)}</code>{_badge(e)}</h2>"
+    verdict = f"<p class='verdict'>{_esc(e.text)}</p>" if e.text else ""
+    note = ""
+    if e.note:
+        note = f"<p class='{'errbox' if e.status == 'error' else 'notes'}'>{_esc(e.note)}</p>"
+    if e.status != "ok":
+        return f"<section id='sec-{_esc(e.test_id)}' class='test {e.status}'>{head}{verdict}{note}{_numbers_table(e.numbers)}</section>"
+    body = _body(run, e, page)
+    nums = _numbers_table(e.numbers)
+    inner = f"<div class='grid2b'><div>{nums}</div><div>{body}</div></div>" if nums and body else nums + body
+    return f"<section id='sec-{_esc(e.test_id)}' class='test ok'>{head}{verdict}{note}{inner}</section>"
+
+
+def _ordered(tests: tuple[TestEntry, ...]) -> list[TestEntry]:
+    rank = {t: i for i, t in enumerate(ORDER)}
+    return sorted(tests, key=lambda e: (rank.get(e.test_id, len(ORDER)), tests.index(e)))
+
+
+def build_figures(run: RobustnessRun) -> dict[str, Any]:
+    """Every figure of the report by its div id (fig-<test>-<n>): what notebook 05 shows."""
+    page = _Page()
+    for e in _ordered(run.tests):
+        if e.status == "ok":
+            _body(run, e, page)
+    return page.figures
+
+
+def render_report(run: RobustnessRun) -> str:
+    """The whole page: header, summary table, one section per test in reading order."""
+    from plotly.offline import get_plotlyjs
+
+    s = run.summary
+    page = _Page()
+    sections = "".join(_section(run, e, page) for e in _ordered(run.tests))
+    params = ", ".join(f"{k}={v}" for k, v in (s.get("params") or {}).items()) or "none"
+    setup = [
+        ("run id", run.run_id),
+        ("target", f"{s.get('target', '?')} ({s.get('target_type', '?')})"),
+        ("profile", s.get("profile", "?")),
+        ("backtest", s.get("backtest_id", "?")),
+        ("params tested", params),
+        ("study run", s.get("study_run_id") or "none"),
+        ("total time", f"{s['seconds']:.1f} s" if isinstance(s.get("seconds"), int | float) else "–"),
+    ]
+    kv = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in setup)
+    counts = {lvl: sum(1 for e in run.tests if e.status == "ok" and e.level == lvl) for lvl in LEVEL_COLOURS}
+    other = {st: sum(1 for e in run.tests if e.status == st) for st in STATUS_COLOURS}
+    tally = " · ".join(f"{n} {k}" for k, n in {**counts, **other}.items() if n)
+    sub = f"{_esc(s.get('target', '?'))} · profile {_esc(s.get('profile', '?'))} · {len(run.tests)} tests: {_esc(tally)}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_esc(s.get("target", run.run_id))} robustness</title>
+<style>{TEARSHEET_CSS}{EXTRA_CSS}</style><script>{get_plotlyjs()}</script></head>
+<body><header><h1>Robustness: {_esc(s.get("target", "?"))}</h1><div class="sub">{sub}</div></header><main>
+<section id="summary"><h2>Summary: one row per test</h2>{_summary_html(run)}</section>
+<section id="run"><h2>Run</h2><table class='kv'>{kv}</table></section>
+{sections}
+</main></body></html>
+"""
+
+
+def write_report(run_dir: Path) -> Path:
+    """Render run_dir/report.html from the run folder (written to a temp file, then renamed into place)."""
+    run = load_run(run_dir)
+    text = render_report(run)
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=run.run_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        out = run.run_dir / REPORT_NAME
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
