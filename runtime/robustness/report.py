@@ -280,6 +280,30 @@ def summary_frame(run: RobustnessRun) -> pd.DataFrame:
     )
 
 
+def summary_styler(run: RobustnessRun) -> Any:
+    """summary_frame with the level (or the skipped/error status) coloured like the page's badges."""
+    df = summary_frame(run)
+
+    def colour(row: pd.Series) -> list[str]:
+        c = LEVEL_COLOURS.get(row["level"]) if row["status"] == "ok" else STATUS_COLOURS.get(row["status"])
+        style = f"background-color:{c};color:white;font-weight:600" if c else ""
+        return [style if k in ("status", "level") else "" for k in row.index]
+
+    return (
+        df.style.apply(colour, axis=1)
+        .format({"seconds": "{:.1f}"}, na_rep="–", escape="html")
+        .hide(axis="index")
+    )
+
+
+def find_run(runs_dir: Path, target: str) -> Path | None:
+    """The newest finished robustness run of a target under DATA_ROOT/runs (rb-<target>-<hash>/summary.json)."""
+    if not runs_dir.is_dir():
+        return None
+    done = [p for p in runs_dir.glob(f"rb-{target}-*") if (p / "summary.json").is_file()]
+    return max(done, key=lambda p: (p / "summary.json").stat().st_mtime, default=None)
+
+
 def _summary_html(run: RobustnessRun) -> str:
     if not run.tests:
         return "<p class='missing'>This run's summary lists no test.</p>"

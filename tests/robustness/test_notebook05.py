@@ -1,0 +1,53 @@
+"""notebooks/05_robustness.ipynb executed top to bottom in a real kernel.
+
+On a run folder of real statistics (tests/robustness/test_report.build_run_dir, opened through
+BACKTEST_ROBUSTNESS_RUN): the summary table, the numbers and every figure of the report are shown.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.robustness.test_report import build_run_dir
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_robustness.ipynb"
+
+
+def _execute(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> list[Any]:
+    for k in ("BACKTEST_ROBUSTNESS_RUN", "BACKTEST_TARGET", "BACKTEST_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
+    client.execute()
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "def " not in code and "class " not in code  # thin viewer
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+
+def test_notebook_shows_a_given_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    run_dir = build_run_dir(tmp_path / "rb-bt_sim_cross-0000000000nb")
+    outputs = _execute(monkeypatch, {"BACKTEST_ROBUSTNESS_RUN": str(run_dir)})
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert str(run_dir) in text
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    html = "".join(o["data"].get("text/html", "") for o in outputs if o.output_type == "execute_result")
+    for t in summary["tests"]:  # the summary table lists every test and its level or status
+        assert f">{t['test_id']}<" in html, t["test_id"]
+        assert t["verdict"]["text"].replace("<", "&lt;").replace(">", "&gt;") in html
+    # one figure per ok test with a table, and walk-forward's two (equity, parameter drift)
+    ok = [t for t in summary["tests"] if t["status"] == "ok" and t["table"]]
+    plots = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(plots) == len(ok) + 1, [list(o.get("data", {})) for o in outputs]
+    names = [line for line in text.splitlines() if line.startswith("fig-")]
+    assert sorted(names) == sorted([f"fig-{t['test_id']}-1" for t in ok] + ["fig-walk_forward-2"])
