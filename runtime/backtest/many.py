@@ -204,6 +204,13 @@ def run_param_sets(
     plans: dict[str, Any] = {}
     evaluations: dict[str, int] = {}
     eval_seconds = 0.0
+    aux_values: dict[str, np.ndarray] = {}  # gate/scaling values by eval key (few: kept for the call)
+
+    def aux_value(role: str, ce: CompiledExpr, binding: Mapping[str, Any]) -> np.ndarray:
+        k = _eval_key(role, ce, binding)
+        if k not in aux_values:
+            aux_values[k] = values(role, ce, binding)
+        return aux_values[k]
 
     def values(role: str, ce: CompiledExpr, binding: Mapping[str, Any]) -> np.ndarray:
         nonlocal eval_seconds
@@ -237,8 +244,8 @@ def run_param_sets(
                 gk = _key([_eval_key(r, g[r], cb.params) for r in ("entry_gate", "freeze_gate") if r in g])
                 if gk not in aux:
                     aux[gk] = len(entry_cols)
-                    entry_cols.append(values("entry_gate", g["entry_gate"], cb.params))
-                    fz = values("freeze_gate", g["freeze_gate"], cb.params) if "freeze_gate" in g else None
+                    entry_cols.append(aux_value("entry_gate", g["entry_gate"], cb.params))
+                    fz = aux_value("freeze_gate", g["freeze_gate"], cb.params) if "freeze_gate" in g else None
                     frozen_cols.append(
                         None if fz is None else np.where(np.isnan(fz), np.nan, (fz == 0).astype(np.float64))
                     )
@@ -247,7 +254,7 @@ def run_param_sets(
                 sk = _eval_key("scaling", g["scaling"], cb.params)
                 if sk not in aux:
                     aux[sk] = len(scale_cols)
-                    scale_cols.append(values("scaling", g["scaling"], cb.params))
+                    scale_cols.append(aux_value("scaling", g["scaling"], cb.params))
                 scale_of.append(aux[sk])
         gates = None
         if has_gate:
