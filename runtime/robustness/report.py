@@ -708,6 +708,58 @@ def _body(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
     return _figure_or_note(build, tid)
 
 
+#: (label, number names tried in order, rule text, passes(value, alpha)) of the selection-bias summary
+SELECTION_ROWS: tuple[tuple[str, tuple[str, ...], str, Callable[[float, float], bool]], ...] = (
+    ("PSR: P(true Sharpe > 0)", ("psr",), ">= 1 - alpha", lambda v, a: v >= 1 - a),
+    ("DSR: PSR deflated by the trials", ("dsr",), ">= 1 - alpha", lambda v, a: v >= 1 - a),
+    ("PBO (CSCV)", ("pbo",), "<= 0.5", lambda v, a: v <= 0.5),
+    ("Hansen SPA p-value", ("spa_p", "spa_pvalue", "p_consistent"), "< alpha", lambda v, a: v < a),
+    (
+        "White Reality Check p-value",
+        ("reality_check_p", "p_reality_check", "rc_p"),
+        "< alpha",
+        lambda v, a: v < a,
+    ),
+)
+
+
+def selection_table(numbers: dict[str, Any]) -> str:
+    """PSR / DSR / PBO / SPA / RC against their usual thresholds (alpha from the numbers, else 0.05), then
+    MinTRL; the statistics the runner did not write are left out."""
+    alpha = _num(numbers, "alpha") or (1 - (_num(numbers, "confidence") or 0.95))
+    rows = []
+    for label, names, rule, ok in SELECTION_ROWS:
+        v = _num(numbers, *names)
+        if v is None:
+            continue
+        good = ok(v, alpha)
+        mark = f"<span class='{'pos' if good else 'neg'}'>{'ok' if good else 'warning'}</span>"
+        rows.append(
+            f"<tr><td class='l'>{_esc(label)}</td><td>{_esc(fmt_number(v))}</td>"
+            f"<td class='l'>{_esc(rule.replace('1 - alpha', f'{1 - alpha:g}').replace('alpha', f'{alpha:g}'))}</td><td class='l'>{mark}</td></tr>"
+        )
+    mt = _num(numbers, "min_trl_years")
+    if mt is not None:
+        n = _num(numbers, "n_periods")
+        have = _num(numbers, "record_years", "years") or (n / 252 if n is not None else None)
+        rule = f"< {have:.1f} (the record)" if have is not None else "< the record's length"
+        mark = (
+            "–"
+            if have is None
+            else f"<span class='{'pos' if mt < have else 'neg'}'>{'ok' if mt < have else 'warning'}</span>"
+        )
+        rows.append(
+            f"<tr><td class='l'>MinTRL: years of record needed</td><td>{_esc(fmt_number(mt))}</td>"
+            f"<td class='l'>{_esc(rule)}</td><td class='l'>{mark}</td></tr>"
+        )
+    if not rows:
+        return ""
+    head = (
+        "<tr><th class='l'>statistic</th><th>value</th><th class='l'>good when</th><th class='l'></th></tr>"
+    )
+    return f"<table class='selection'>{head}{''.join(rows)}</table>"
+
+
 def _section(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
     title = TITLES.get(e.test_id, e.test_id)
     head = f"<h2>{_esc(title)} <code>{_esc(e.test_id)}</code>{_badge(e)}</h2>"
@@ -719,6 +771,9 @@ def _section(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
         return f"<section id='sec-{_esc(e.test_id)}' class='test {e.status}'>{head}{verdict}{note}{_numbers_table(e.numbers)}</section>"
     body = _body(run, e, page)
     nums = _numbers_table(e.numbers)
+    if e.test_id == "multiple_testing":
+        sel = selection_table(e.numbers)
+        nums = sel + (f"<details><summary>all numbers</summary>{nums}</details>" if sel else nums)
     inner = f"<div class='grid2b'><div>{nums}</div><div>{body}</div></div>" if nums and body else nums + body
     return f"<section id='sec-{_esc(e.test_id)}' class='test ok'>{head}{verdict}{note}{inner}</section>"
 

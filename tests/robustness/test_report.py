@@ -511,6 +511,21 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
     assert by_id["multiple_testing"]["numbers"]["pbo"] == pytest.approx(np.mean(logits <= 0))
     assert [s["x1"] for s in f["shapes"] if s["type"] == "rect"] == [0]
 
+    # the selection-bias summary: each statistic against its usual threshold (alpha 0.05)
+    mt = by_id["multiple_testing"]["numbers"]
+    marks = b.page.evaluate(
+        "() => [...document.querySelectorAll('table.selection tr')].slice(1).map(r => r.lastChild.textContent)"
+    )
+    assert marks == [
+        "ok" if mt["psr"] >= 0.95 else "warning",
+        "ok" if mt["dsr"] >= 0.95 else "warning",
+        "ok" if mt["pbo"] <= 0.5 else "warning",
+        "ok" if mt["spa_p"] < 0.05 else "warning",
+        "ok" if mt["reality_check_p"] < 0.05 else "warning",
+        "–",
+    ]
+    assert "warning" in marks and "ok" in marks  # the fixture exercises both
+
     # cost sensitivity: break-even at the linear interpolation computed here
     cs = pd.read_parquet(run_dir / "cost_sensitivity.parquet")
     sh = cs[cs["metric"] == "sharpe"].sort_values("multiple")
