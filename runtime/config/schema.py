@@ -64,6 +64,7 @@ ROBUSTNESS_TESTS = (
     "sensitivity_1d",
     "sensitivity_2d",
     "regimes",
+    "cost_sensitivity",
     "multiple_testing",
 )
 REPORT_TARGETS = ("backtest", "study", "robustness_profile")

@@ -579,6 +579,7 @@ DEMO_ROWS: dict[str, list[dict[str, Any]]] = {
             ("sensitivity_1d", '{"points": 21}'),
             ("sensitivity_2d", '{"params": ["window", "entry"], "points": 11}'),
             ("regimes", '{"by": "vix_high"}'),
+            ("cost_sensitivity", '{"multiples": [0, 1, 2, 3]}'),
             ("multiple_testing", '{"methods": ["dsr", "pbo", "spa"]}'),
         )
     ],
