@@ -433,6 +433,7 @@ class BacktestRow(SheetRow):
     commission_value: float = 0.0
     scaling_rebalance: str = "daily"
     initial_capital: float = 1_000_000.0
+    flat_at_session_end: bool | None = None  # blank: true on 1m (RTH) bars, false daily
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from runtime.engine.contracts import (
 from runtime.graphs import catalog_from_snapshot
 
 FREQUENCIES = {"daily": dsl.Frequency.DAILY, "1m": dsl.Frequency.MINUTE}
+#: RTH hours (exchange time, America/Chicago) when the DATASETS row leaves rth_start / rth_end blank
+RTH_DEFAULT = ("08:30", "15:00")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ class CompiledBacktest:
     intraday_prices: bool
     reporting: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: custom execution: the fill time HH:MM in exchange time (America/Chicago for CME), else None
+    custom_time: str | None = None
+    #: bar | daily | weekly | monthly: which rows decide (design/ENGINE.md section 6, rebalance_rule)
+    rebalance_rule: str = "bar"
+    #: the derived session's hours HH:MM (exchange time) of an intraday instrument (RTH by default)
+    session_hours: tuple[str, str] = ("08:30", "15:00")
 
     @property
     def graphs(self) -> dict[str, CompiledExpr]:
@@ -105,6 +113,35 @@ def months_before(d: dt.date, months: int) -> dt.date:
     y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
     m += 1
     return dt.date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+def _minutes_of(hhmm: str) -> int:
+    h, m = hhmm.split(":")[:2]
+    return int(h) * 60 + int(m)
+
+
+def _custom_time(bt: Any, ds: Any) -> str:
+    """The custom fill time HH:MM, checked inside the session's hours [rth_start, rth_end) in exchange time
+    (DATASETS.rth_start/rth_end, America/Chicago for CME): outside them no bar of the session is there."""
+    cell = _cell("BACKTESTS", bt, "custom_execution_time")
+    lo, hi = ds.rth_start or RTH_DEFAULT[0], ds.rth_end or RTH_DEFAULT[1]
+    text = bt.custom_execution_time
+    if not text:
+        raise UserError(
+            f"{cell}: execution_time custom needs a fill time; fix: enter HH:MM in exchange time "
+            f"(America/Chicago for CME) between {lo} and {hi}, e.g. 09:00"
+        )
+    try:
+        t = _minutes_of(str(text))
+    except ValueError:
+        raise UserError(f"{cell}: '{text}' is not a time HH:MM; fix: e.g. 09:00") from None
+    if not _minutes_of(lo) <= t < _minutes_of(hi):
+        raise UserError(
+            f"{cell}: custom_execution_time {text} is outside the RTH session of {ds.dataset_id} "
+            f"({lo}-{hi} exchange time, America/Chicago), so no 1m bar of the session is at or after it; "
+            f"fix: a time from {lo} to before {hi}, e.g. 09:00"
+        )
+    return f"{t // 60:02d}:{t % 60:02d}"
 
 
 def _replace_names(e: dsl.Expr, names: set[str]) -> dsl.Expr:
@@ -197,13 +234,8 @@ def compile_backtest(
             f"{inst.instrument_id} is priced from the daily dataset {ds.dataset_id}; fix: frequency daily, "
             "or a strategy on an intraday instrument"
         )
-    if freq == "daily" and intraday:
-        raise UserError(
-            f"{_cell('BACKTESTS', bt, 'frequency')}: backtest {backtest_id} is daily but instrument "
-            f"{inst.instrument_id} is priced from 1m bars ({ds.dataset_id}); fix: frequency 1m "
-            "(a daily grid of ES sessions is not built yet)"
-        )
     ex = bt.execution_time
+    custom_time = None
     if ex == "custom":
         if not intraday:
             raise UserError(
@@ -211,10 +243,12 @@ def compile_backtest(
                 f"{bt.custom_execution_time or 'HH:MM'} from 1m bars, and instrument {inst.instrument_id} has "
                 f"none ({ds.dataset_id} is {ds.dataset_type}); fix: execution_time next_open or next_close"
             )
-        raise UserError(
-            f"{_cell('BACKTESTS', bt, 'execution_time')}: custom execution on a 1m grid is not supported "
-            "(its next bar is the next minute); fix: next_open"
-        )
+        if freq == "1m":
+            raise UserError(
+                f"{_cell('BACKTESTS', bt, 'execution_time')}: custom execution on a 1m grid is not supported "
+                "(its next bar is the next minute); fix: next_open, or frequency daily"
+            )
+        custom_time = _custom_time(bt, ds)
     if ex == "next_open" and not inst.open_col:
         raise UserError(
             f"{_cell('INSTRUMENTS', inst, 'open_col')}: next_open execution needs the open prices of "
@@ -318,8 +352,10 @@ def compile_backtest(
         min_hold_days=int(bt.min_hold_days or 0),
         cooldown_days=int(bt.cooldown_days or 0),
         allow_flip_same_day=bool(bt.allow_flip_same_day),
-        # a BACKTESTS extension not in the sheet yet: RTH intraday flattens at the session end, daily holds
-        flat_at_session_end=bool(getattr(bt, "flat_at_session_end", freq == "1m")),
+        # BACKTESTS extension; blank: RTH intraday flattens at the session end, daily holds overnight
+        flat_at_session_end=bool(
+            freq == "1m" if getattr(bt, "flat_at_session_end", None) is None else bt.flat_at_session_end
+        ),
     )
     try:
         instrument = InstrumentSpec.from_return_model(
@@ -352,6 +388,12 @@ def compile_backtest(
         notes.append(f"{_cell('BACKTESTS', bt, 'enabled')}: backtest {backtest_id} is disabled; run anyway")
     if mode == "discrete" and scaling is not None:
         notes.append(f"{scaling.cell}: scaling_expr is not used in discrete position mode")
+    rebalance = bt.rebalance_rule or "daily"
+    if rebalance == "daily" and freq == "1m":
+        notes.append(
+            f"{_cell('BACKTESTS', bt, 'rebalance_rule')}: rebalance_rule daily on 1m bars decides once per "
+            "session (its first bar); set bar to decide on every bar"
+        )
     compiled = CompiledBacktest(
         backtest_id=backtest_id,
         strategy_id=s.strategy_id,
@@ -383,6 +425,9 @@ def compile_backtest(
         intraday_prices=intraday,
         reporting=reporting,
         notes=tuple(notes),
+        custom_time=custom_time,
+        rebalance_rule=rebalance,
+        session_hours=(ds.rth_start or RTH_DEFAULT[0], ds.rth_end or RTH_DEFAULT[1]),
     )
     return _bind_set(compiled, split, binding)
 

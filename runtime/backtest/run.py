@@ -37,7 +37,13 @@ from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import SEGMENTS, Gates, Market, RunResult, RunSpec
 from runtime.engine.kernel import run_one
 from runtime.evaluation.cache_store import ParquetValueStore
-from runtime.evaluation.grids import daily_grid, first_data_date, minute_grid
+from runtime.evaluation.grids import (
+    SessionGrid,
+    daily_grid,
+    first_data_date,
+    minute_grid,
+    session_grid,
+)
 from runtime.evaluation.sources import WorkspaceSources
 from runtime.storage.registry import Registry, upsert_rows, utcnow
 
@@ -51,6 +57,10 @@ ARTIFACTS = (
     "signals.parquet",
     "tearsheet.html",
 )
+#: written only with REPORTING save_feature_debug = true (every feature the run's graphs read)
+DEBUG_ARTIFACTS = ("features.parquet",)
+#: the exchange time zone of a session calendar (custom_execution_time HH:MM is read in it)
+EXCHANGE_TZ = {"CME_EQUITY": "America/Chicago"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,9 @@ class RunData:
     oos_start: int | None  # index into the traded rows
     result: RunResult
     notes: tuple[str, ...] = ()
+    custom: np.ndarray | None = None  # custom execution: the fill price available in each row
+    decides: np.ndarray | None = None  # rebalance_rule: rows that decide (None: every row)
+    features: Mapping[str, np.ndarray] = field(default_factory=dict)  # save_feature_debug, traded rows
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,19 @@ def build_grid(
         reads |= set(data_sources(ce.graph))
         stateful = stateful or ce.graph.stateful
     load_from = first_data_date(reg, sorted(reads)) if stateful else None
+    if cb.frequency == "daily" and cb.intraday_prices:
+        # the instrument's sessions as daily rows, priced from their 1m bars (one extra warm-up row: the
+        # first decision's mark to market needs the close before it)
+        return session_grid(
+            cb.prices_dataset,
+            cb.session,
+            cb.start,
+            cb.end,
+            needs.get(dsl.Frequency.DAILY, 0) + 1,
+            needs.get(dsl.Frequency.MINUTE, 0),
+            paths=paths,
+            load_from=load_from,
+        )
     if cb.frequency == "1m":
         return minute_grid(
             cb.prices_dataset,
@@ -199,6 +225,136 @@ def _check_prices(snap: ConfigSnapshot, cb: CompiledBacktest, reg: Registry) -> 
         )
 
 
+def _minute_of_day(stamps: np.ndarray, tz: str) -> np.ndarray:
+    """Minutes after midnight in exchange time `tz` of UTC datetime64[ns] stamps."""
+    import pandas as pd
+
+    local = pd.DatetimeIndex(stamps).tz_localize("UTC").tz_convert(tz)
+    return np.asarray(local.hour * 60 + local.minute, dtype=np.int64)
+
+
+def custom_prices(
+    minute: Any, opn: np.ndarray, close_1m: np.ndarray, hhmm: str, tz: str, day_close: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Per daily row of `minute.daily`: the open of the session's first traded 1m bar at or after `hhmm`
+    (exchange time `tz`); a session with no such bar gets its last close (`day_close`). Returns the prices
+    and the number of sessions that fell back to the close."""
+    from compiler.evaluate import to_daily_np
+
+    h, m = (int(x) for x in hhmm.split(":")[:2])
+    after = _minute_of_day(np.asarray(minute.index), tz) >= h * 60 + m
+    price = to_daily_np(np.where(after & np.isfinite(opn), opn, np.nan), minute, "first")
+    fallback = ~np.isfinite(price) & np.isfinite(day_close)
+    price[fallback] = day_close[fallback]
+    return price, int(fallback.sum())
+
+
+@dataclass(frozen=True)
+class Prices:
+    """The market of one grid: close, open, custom fill prices (or None), session numbers, notes."""
+
+    close: np.ndarray
+    open: np.ndarray
+    custom: np.ndarray | None
+    day: np.ndarray
+    notes: tuple[str, ...] = ()
+
+
+def market_prices(cb: CompiledBacktest, grid: Grid, sources: Any) -> Prices:
+    """Close, open (and custom fill prices) on `grid`, shared by run_backtest and run_param_sets.
+
+    1m grid: the bars (a minute without a trade is marked at the last trade). Daily grid of an intraday
+    instrument (SessionGrid): each session's open = its first 1m bar's open, close = its last 1m close
+    (bars of the backtest's session, RTH by default); custom execution: the open of the first traded bar
+    at or after custom_time (exchange time) of each session, else the session's close (noted)."""
+    from compiler.evaluate import to_daily_np
+
+    T = len(grid.index)
+    notes: list[str] = []
+    custom = None
+    if isinstance(grid, SessionGrid):
+        mg = grid.minute
+        assert mg is not None
+        c1 = np.asarray(sources.read(cb.prices_dataset, cb.close_col, mg), dtype=np.float64)
+        o1 = (
+            np.asarray(sources.read(cb.prices_dataset, cb.open_col, mg), dtype=np.float64)
+            if cb.open_col
+            else np.full(len(mg.index), np.nan)
+        )
+        close = to_daily_np(c1, mg, "last")
+        opn = to_daily_np(o1, mg, "first")
+        notes.append(
+            f"daily rows = {cb.session} sessions of {cb.prices_dataset}: open = the first 1m bar's open, "
+            "close = the last 1m close of the session"
+        )
+        if cb.custom_time is not None:
+            tz = EXCHANGE_TZ.get(grid.calendar, "America/Chicago")
+            custom, n_fb = custom_prices(mg, o1, c1, cb.custom_time, tz, close)
+            fb = n_fb
+            if fb:
+                notes.append(
+                    f"custom execution at {cb.custom_time} ({tz}): {fb} session(s) without a traded 1m bar "
+                    "at or after it fill at the session's last close"
+                )
+        day = np.arange(T, dtype=np.int64)
+        return Prices(close, opn, custom, day, tuple(notes))
+    close = np.asarray(sources.read(cb.prices_dataset, cb.close_col, grid), dtype=np.float64)
+    opn = (
+        np.asarray(sources.read(cb.prices_dataset, cb.open_col, grid), dtype=np.float64)
+        if cb.open_col
+        else np.full(T, np.nan)
+    )
+    if cb.frequency == "1m":
+        day = np.unique(np.asarray(grid.trade_date), return_inverse=True)[1].astype(np.int64)
+        missing = int((~np.isfinite(close[grid.start :])).sum())
+        if missing:
+            notes.append(f"{missing:,} 1m bars without a trade: marked at the last traded price")
+        close = _ffill(close)  # a minute without a trade is marked at the last trade
+    else:
+        day = np.arange(T, dtype=np.int64)
+    return Prices(close, opn, custom, day, tuple(notes))
+
+
+def decision_rows(rule: str, dates: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """BACKTESTS.rebalance_rule as a mask of the rows that decide (design/ENGINE.md section 6).
+
+    `dates`: each row's session date (datetime64[D]); `day`: session numbers. bar: every row; daily: the
+    first row of each session (every row of a daily grid); weekly / monthly: the first row of each
+    calendar week (Monday-Sunday) / month. Each row's flag depends only on its own date and the previous
+    row's (the calendar is known in advance): no lookahead."""
+    T = len(day)
+    if rule == "bar" or T == 0:
+        return np.ones(T, dtype=bool)
+    d = np.asarray(dates).astype("datetime64[D]")
+    if rule == "daily":
+        key = np.asarray(day)
+    elif rule == "weekly":
+        n = d.astype(np.int64)
+        key = n - (n + 3) % 7  # the Monday of the week (1970-01-01 was a Thursday)
+    elif rule == "monthly":
+        key = d.astype("datetime64[M]").astype(np.int64)
+    else:
+        raise ValueError(f"unknown rebalance_rule {rule!r}; expected bar, daily, weekly or monthly")
+    out = np.ones(T, dtype=bool)
+    out[1:] = key[1:] != key[:-1]
+    return out
+
+
+def with_decisions(gates: Gates | None, decides: np.ndarray) -> Gates | None:
+    """The gates with every non-deciding row frozen (the kernel keeps the position there, whatever the
+    signal; the session-end flatten still applies). entry_ok / frozen may be T or T x G."""
+    if decides.all():
+        return gates
+    hold = ~decides
+    if gates is None:
+        return Gates(np.ones(len(decides)), hold.astype(np.float64))
+    entry = np.asarray(gates.entry_ok)
+    shape = entry.shape
+    base = np.zeros(shape) if gates.frozen is None else np.asarray(gates.frozen, dtype=np.float64)
+    h = hold if len(shape) == 1 else hold[:, None]
+    return Gates(gates.entry_ok, np.where(h, 1.0, base))
+
+
 def trade_window(
     snap: ConfigSnapshot, cb: CompiledBacktest, grid: Grid, close: np.ndarray, day: np.ndarray
 ) -> tuple[int, int | None, list[str]]:
@@ -230,6 +386,13 @@ def trade_window(
         new = last_bad + 1
         while new < T and new > 0 and day[new] == day[new - 1]:
             new += 1
+        if cb.frequency == "daily":
+            new += 1  # the first priced row is the mark-to-market base of the first decision
+        if new >= T:
+            raise UserError(
+                f"{_bt_cell(snap, cb.backtest_id, 'start_date')}: {cb.prices_dataset}.{cb.close_col} has fewer "
+                f"than two priced rows between {cb.start} and {cb.end}; fix: a longer range with prices"
+            )
         notes.append(f"trading starts at row {new - grid.start} of the range: no price before it")
         ts = new
     tdates = np.asarray(grid.trade_date if cb.frequency == "1m" else grid.index).astype("datetime64[D]")
@@ -272,28 +435,18 @@ def evaluate_run(
     for role, ce in cb.graphs.items():
         t1 = time.perf_counter()
         try:
-            ev = evaluate(ce.graph, sources, grid, params=dict(cb.params), store=store)
+            ev = evaluate(
+                ce.graph, sources, grid, params=dict(cb.params), store=store, minute=minute_of(grid)
+            )
         except EvaluationError as e:
             raise UserError(f"{ce.cell}: {e}") from None
         full = np.full(T, np.nan)
         full[grid.start :] = ev.values
         values[role] = full
         timings[f"eval_{role}"] = time.perf_counter() - t1
-    close = np.asarray(sources.read(cb.prices_dataset, cb.close_col, grid), dtype=np.float64)
-    opn = (
-        np.asarray(sources.read(cb.prices_dataset, cb.open_col, grid), dtype=np.float64)
-        if cb.open_col
-        else np.full(T, np.nan)
-    )
-    notes: list[str] = list(cb.notes)
-    if cb.frequency == "1m":
-        day = np.unique(np.asarray(grid.trade_date), return_inverse=True)[1].astype(np.int64)
-        missing = int((~np.isfinite(close[grid.start :])).sum())
-        if missing:
-            notes.append(f"{missing:,} 1m bars without a trade: marked at the last traded price")
-        close = _ffill(close)  # a minute without a trade is marked at the last trade
-    else:
-        day = np.arange(T, dtype=np.int64)
+    prices = market_prices(cb, grid, sources)
+    close, opn, day = prices.close, prices.open, prices.day
+    notes: list[str] = [*cb.notes, *prices.notes]
     ts, oos, window_notes = trade_window(snap, cb, grid, close, day)
     notes += window_notes
     column = cb.column
@@ -311,6 +464,8 @@ def evaluate_run(
         fz = values["freeze_gate"]
         frozen = np.where(np.isnan(fz), np.nan, (fz == 0).astype(np.float64))
     gates = None if entry is None else Gates(entry, frozen)
+    decides = decision_rows(cb.rebalance_rule, row_dates(cb, grid), day)
+    gates = with_decisions(gates, decides)
     if entry is not None:
         gap = int(np.isnan(entry[ts:]).sum())
         if gap:
@@ -318,7 +473,7 @@ def evaluate_run(
                 f"{cb.entry_gate.cell if cb.entry_gate else 'gate_expr'}: the entry gate is missing on {gap:,} "
                 "traded rows (its data does not reach back): counted closed, no entry there"
             )
-    market = Market(close=close, open=opn, day=day if cb.frequency == "1m" else None)
+    market = Market(close=close, open=opn, custom=prices.custom, day=day if cb.frequency == "1m" else None)
     spec = RunSpec(
         instrument=cb.instrument,
         initial_capital=cb.initial_capital,
@@ -352,7 +507,64 @@ def evaluate_run(
         oos_start=None if oos is None else oos - ts,
         result=res,
         notes=tuple(dict.fromkeys(notes)),
+        custom=None if prices.custom is None else prices.custom[cut],
+        decides=None if decides.all() else decides[cut],
+        features=feature_values(cb, grid, sources, store, cut)
+        if cb.reporting.get("save_feature_debug")
+        else {},
     )
+
+
+def minute_of(grid: Grid) -> Grid | None:
+    """The 1m grid a daily grid of sessions aggregates from (evaluate's `minute=`), else None."""
+    return grid.minute if isinstance(grid, SessionGrid) else None
+
+
+def row_dates(cb: CompiledBacktest, grid: Grid) -> np.ndarray:
+    """Each row's session date (datetime64[D])."""
+    return np.asarray(grid.trade_date if cb.frequency == "1m" else grid.index).astype("datetime64[D]")
+
+
+def _feature_graphs(graph: dsl.Graph) -> dict[str, dsl.Graph]:
+    """Every `feature` node of a graph as its own graph (the node and what it reads), by feature name."""
+    out: dict[str, dsl.Graph] = {}
+    for n in graph.nodes:
+        if n.op != "feature":
+            continue
+        name = str(dict(n.args).get("name"))
+        seen, stack = set(), [n.hash]
+        while stack:
+            h = stack.pop()
+            if h not in seen:
+                seen.add(h)
+                stack += list(graph.find(h).children)
+        nodes = tuple(x for x in graph.nodes if x.hash in seen)
+        out.setdefault(
+            name, dataclasses.replace(graph, root=n.hash, nodes=nodes, text=name, canonical=n.hash, _index={})
+        )
+    return out
+
+
+def feature_values(
+    cb: CompiledBacktest, grid: Grid, sources: Any, store: Any, cut: slice
+) -> dict[str, np.ndarray]:
+    """save_feature_debug: every feature the run's graphs read, on the run's grid (traded rows). A feature
+    on the other frequency (a daily feature under asof on 1m bars, a 1m one under to_daily) is left out."""
+    out: dict[str, np.ndarray] = {}
+    for ce in cb.graphs.values():
+        for name, g in _feature_graphs(ce.graph).items():
+            if name in out or g.frequency is not grid.frequency:
+                continue
+            try:
+                ev = evaluate(g, sources, grid, params=dict(cb.params), store=store, minute=minute_of(grid))
+            except EvaluationError:
+                continue
+            if ev.values.dtype.kind not in "fbiu":
+                continue
+            full = np.full(len(grid.index), np.nan)
+            full[grid.start :] = np.asarray(ev.values, dtype=np.float64)
+            out[name] = full[cut]
+    return dict(sorted(out.items()))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -428,7 +640,14 @@ def tables(data: RunData) -> dict[str, Any]:
         sig["frozen"] = data.frozen
     if data.scaling is not None:
         sig["scaling"] = data.scaling
-    return {"equity": equity, "positions": positions, "trades": trades, "signals": pa.table(sig)}
+    if data.custom is not None:
+        sig["custom_price"] = data.custom
+    if data.decides is not None:
+        sig["decides"] = data.decides
+    out = {"equity": equity, "positions": positions, "trades": trades, "signals": pa.table(sig)}
+    if data.features:
+        out["features"] = pa.table({name: tcol, **{k: v for k, v in data.features.items() if k != name}})
+    return out
 
 
 def _inputs(cb: CompiledBacktest, versions: Mapping[str, str], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -505,8 +724,15 @@ def run_backtest(
             json.dumps(inputs, sort_keys=True, indent=2) + "\n", encoding="utf-8"
         )
         (tmp / "metrics.json").write_text(text, encoding="utf-8")
+        flags = {
+            "equity": "save_equity_curve",
+            "positions": "save_positions",
+            "signals": "save_signals",
+            "features": "save_feature_debug",
+        }
         for name, tbl in tables(data).items():
-            _write_parquet(tbl, tmp / f"{name}.parquet")
+            if cb.reporting.get(flags.get(name, ""), True):
+                _write_parquet(tbl, tmp / f"{name}.parquet")
         if cb.reporting.get("generate_tearsheet", True):
             from runtime.backtest.tearsheet import render_tearsheet
 
@@ -584,14 +810,20 @@ def load_metrics(run_dir: Path) -> dict[str, Any]:
 
 __all__ = [
     "ARTIFACTS",
+    "DEBUG_ARTIFACTS",
+    "Prices",
     "RunData",
     "RunOutcome",
     "build_grid",
+    "decision_rows",
     "dt",
     "evaluate_run",
+    "market_prices",
     "metrics_json",
+    "minute_of",
     "open_run",
     "run_backtest",
     "run_id_of",
     "tables",
+    "with_decisions",
 ]

@@ -24,14 +24,14 @@ CALENDARS = ("CME_EQUITY", "NYSE", "none")
 EXECUTION_TIMES = ("close", "next_open", "next_close", "custom")
 PRICE_MODELS = ("mid", "bid_ask", "spread_adjusted")
 COST_MODEL_TYPES = ("none", "ticks", "cents", "pct", "bps")
-COMMISSION_MODELS = ("none", "per_contract", "bps", "pct")
+COMMISSION_MODELS = ("none", "per_contract", "per_trade", "bps", "pct")
 REBALANCE_RULES = ("bar", "daily", "weekly", "monthly")
 SCALING_REBALANCE = ("daily", "on_signal_change")
 BACKTEST_FREQUENCIES = ("daily", "1m")
 POSITION_MODES = ("discrete", "scaled")
 COMBO_RULES = ("none", "linear", "confirm")
 GATE_MODES = ("entry_only", "entry_and_exit")
-OPT_METHODS = ("tpe", "random", "grid", "cmaes")
+OPT_METHODS = ("tpe", "random", "grid", "cmaes", "nsga2")
 DIRECTIONS = ("maximize", "minimize")
 OPTIMIZE_ON = ("IS",)
 PARAM_SCOPES = ("strategy", "template", "backtest", "feature", "gate")
@@ -425,6 +425,13 @@ SHEETS: tuple[Sheet, ...] = (
             Col("commission_value", "float", min=0, default=0.0, width=10, ext=True),
             Col("scaling_rebalance", "enum", enum=SCALING_REBALANCE, default="daily", width=14, ext=True),
             Col("initial_capital", "float", min=0, default=1_000_000.0, width=12, ext=True),
+            Col(
+                "flat_at_session_end",
+                "bool",
+                width=10,
+                ext=True,
+                doc="close any position at the session's last bar; blank: true on 1m (RTH), false daily",
+            ),
         ),
         key="backtest_id",
     ),

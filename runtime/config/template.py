@@ -414,6 +414,19 @@ DEMO_ROWS: dict[str, list[dict[str, Any]]] = {
             "gate_expr": "asof(calm_vol)",
             "params_json": '{"lag": 1, "window": 30, "entry": 1.0}',
         },
+        {
+            "strategy_id": "es_daily_trend",
+            "strategy_name": "ES daily: sign of yesterday's S&P return (bt_es_daily_custom)",
+            "instrument_id": "ES",
+            "feature_set_id": "fs_daily",
+            "signal_template_id": "trend_sign",
+            "primary_feature_id": "spx_ret",
+            "feature_combo_rule": "none",
+            "position_mode": "discrete",
+            "position_values": "-1,0,1",
+            "enabled": True,
+            "params_json": '{"lag": 1}',
+        },
     ],
     "BACKTESTS": [
         {
@@ -462,6 +475,33 @@ DEMO_ROWS: dict[str, list[dict[str, Any]]] = {
             "scaling_rebalance": "on_signal_change",
             "initial_capital": 250_000,
         },
+        {
+            "backtest_id": "bt_es_daily_custom",
+            "strategy_id": "es_daily_trend",
+            "start_date": dt.date(2018, 11, 1),
+            "end_date": dt.date(2018, 12, 20),
+            "oos_last_x_months": 0,
+            "rebalance_rule": "daily",
+            "execution_time": "custom",
+            "execution_price_model": "mid",
+            "spread_model_type": "none",
+            "spread_value": 0.0,
+            "slippage_model_type": "ticks",
+            "slippage_value": 1.0,
+            "allow_flip_same_day": True,
+            "min_hold_days": 0,
+            "cooldown_days": 0,
+            "enabled": True,
+            "notes": "daily ES sessions (RTH 1m bars): decide at the close, fill at 09:00 America/Chicago "
+            "the next session",
+            "frequency": "daily",
+            "custom_execution_time": "09:00",
+            "commission_model": "per_trade",
+            "commission_value": 2.5,
+            "scaling_rebalance": "daily",
+            "initial_capital": 250_000,
+            "flat_at_session_end": False,
+        },
     ],
     "OPTIMIZATION_STUDIES": [
         {
@@ -472,7 +512,7 @@ DEMO_ROWS: dict[str, list[dict[str, Any]]] = {
             "objective_secondary_metric": "sharpe",
             "objective_direction": "maximize",
             "optimize_on": "IS",
-            "n_trials": 100,
+            "n_trials": 40,
             "seed": 42,
             "save_top_n_artifacts": 5,
             "constraint_set_id": "cs_basic",
@@ -540,9 +580,9 @@ DEMO_ROWS: dict[str, list[dict[str, Any]]] = {
             "severity": sev,
         }
         for m, op, th, sev in (
-            ("sharpe", ">=", 0.3, "hard"),
-            ("max_drawdown", ">=", -0.35, "hard"),
-            ("n_trades", ">=", 10, "soft"),
+            ("max_drawdown", "<=", 0.35, "hard"),  # a fraction >= 0 (ENGINE.md)
+            ("n_trades", ">=", 10, "hard"),
+            ("sharpe", ">=", 0.3, "soft"),
             ("turnover", "<=", 60, "soft"),
         )
     ],

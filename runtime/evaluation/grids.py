@@ -69,6 +69,56 @@ class MinuteGrid(Grid):
         return td[np.r_[True, td[1:] != td[:-1]]]
 
 
+@dataclass(frozen=True, eq=False)
+class SessionGrid(DailyGrid):
+    """The daily grid of an intraday instrument: one row per derived session (CME trade date), carrying the
+    1m grid of those sessions, from which the daily prices come and through which `to_daily` aggregates
+    (compiler.evaluate `minute=`). Its index is exactly `minute.daily.index`."""
+
+    minute: MinuteGrid | None = None
+
+
+def session_grid(
+    dataset_id: str,
+    session: str,
+    start: dt.date,
+    end: dt.date,
+    daily_warmup_rows: int = 0,
+    minute_warmup_bars: int = 0,
+    *,
+    paths: ResolvedPaths,
+    load_from: dt.date | None = None,
+) -> SessionGrid:
+    """The sessions of `dataset_id` with trade date in [start, end] as daily rows (minute_grid's rules:
+    the range is cut to the derived data, a hole is a UserError). Warm-up: `daily_warmup_rows` whole
+    derived sessions of 1m bars (so to_daily has data there) and as many CME_EQUITY days again before them
+    for daily datasets, plus `minute_warmup_bars` for 1m nodes under to_daily."""
+    bars = BARS_PER_SESSION[(session or "").strip().upper() or "RTH"]
+    mg = minute_grid(
+        dataset_id,
+        session,
+        start,
+        end,
+        warmup_bars=minute_warmup_bars + daily_warmup_rows * bars,
+        daily_warmup_rows=daily_warmup_rows,
+        paths=paths,
+        load_from=load_from,
+    )
+    d = mg.daily
+    assert isinstance(d, DailyGrid)
+    return SessionGrid(
+        frequency=Frequency.DAILY,
+        index=d.index,
+        name=d.name,
+        start=d.start,
+        periods_per_year=TRADING_DAYS_PER_YEAR,
+        calendar=d.calendar,
+        previous=d.previous,
+        note=mg.note,
+        minute=mg,
+    )
+
+
 def known_calendar(calendar: str | None) -> str:
     """The canonical calendar name, or a UserError naming the known ones."""
     key = (calendar or "").strip().upper()
