@@ -99,6 +99,24 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE feature_cache ADD COLUMN sha256 VARCHAR",
         ),
     ),
+    (
+        4,
+        "optimization_trials keyed by study run (a study run again on new data is a new run): "
+        "study_run_id, IS metrics and constraint values (JSON)",
+        (
+            """CREATE TABLE optimization_trials_v4 (
+                study_id VARCHAR, study_run_id VARCHAR, trial_number INTEGER, run_id VARCHAR,
+                params VARCHAR, objective DOUBLE, secondary DOUBLE, feasible BOOLEAN, state VARCHAR,
+                is_metrics VARCHAR, constraint_values VARCHAR, created_at TIMESTAMP,
+                PRIMARY KEY (study_run_id, trial_number))""",
+            """INSERT INTO optimization_trials_v4 (study_id, study_run_id, trial_number, run_id, params,
+                objective, secondary, feasible, state, created_at)
+                SELECT study_id, study_id, trial_number, run_id, params, objective, secondary, feasible,
+                state, created_at FROM optimization_trials""",
+            "DROP TABLE optimization_trials",
+            "ALTER TABLE optimization_trials_v4 RENAME TO optimization_trials",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
