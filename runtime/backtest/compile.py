@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dsl
-from runtime.backtest.params import ParamSplit, feature_catalog, scale_costs, split_params, with_overrides
+from runtime.backtest.params import ParamSplit, check_session, scale_costs, split_params, with_overrides
 from runtime.config.expressions import cell_of
 from runtime.contracts import ConfigSnapshot, UserError
 from runtime.engine.contracts import (
@@ -189,11 +189,13 @@ def compile_backtest(
     params: Mapping[str, Any] | None = None,
     *,
     catalog: dsl.Catalog | None = None,
+    sessions: dict[str, Any] | None = None,
 ) -> CompiledBacktest:
     """Check one backtest against the snapshot; every problem is a UserError naming `SHEET!CELL` and a fix.
 
     `params`: one parameter set (contract A, runtime/backtest/params.py): `$names`, `<feature>.<name>` and
-    `backtest.<column>` keys. `catalog`: the snapshot's catalog when the caller compiles many sets."""
+    `backtest.<column>` keys. `catalog`: the snapshot's catalog when the caller compiles many sets, and
+    `sessions` a dict the caller keeps for them (one dsl.CheckSession per distinct feature override)."""
     bt = _find(snap, "BACKTESTS", "backtest_id", backtest_id)
     if bt is None:
         import difflib
@@ -275,10 +277,10 @@ def compile_backtest(
             "SIGNAL_TEMPLATES (or has no signal_expr); fix: name an existing template_id"
         )
     binding = {**dict(t.default_params_json or {}), **dict(s.params_json or {}), **split.expression}
-    catalog = feature_catalog(catalog if catalog is not None else catalog_from_snapshot(snap), split)
+    base = catalog if catalog is not None else catalog_from_snapshot(snap)
+    catalog, session = check_session(base, split, sessions)  # the set's feature overrides in the catalog
     fr = FREQUENCIES[freq]
     execution = dsl.Execution[ex.upper()]
-    session = dsl.CheckSession(catalog)
     where = f"backtest {backtest_id}, execution {ex}"
 
     def check(

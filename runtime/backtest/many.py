@@ -42,7 +42,17 @@ from compiler.evaluate import EvaluationError, evaluate
 from compiler.plan import plan_graph
 from runtime.backtest.compile import CompiledBacktest, CompiledExpr, compile_backtest
 from runtime.backtest.params import expression_params
-from runtime.backtest.run import _bt_cell, _check_prices, _ffill, build_grid, trade_window
+from runtime.backtest.run import (
+    _bt_cell,
+    _check_prices,
+    build_grid,
+    decision_rows,
+    market_prices,
+    minute_of,
+    row_dates,
+    trade_window,
+    with_decisions,
+)
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import (
     METRIC_NAMES,
@@ -160,12 +170,13 @@ def run_param_sets(
     timings: dict[str, float] = {}
     # one compile per distinct set: validates every key and the availability check at each binding
     catalog = catalog_from_snapshot(snap)
+    sessions: dict[str, Any] = {}  # one dsl.CheckSession per distinct feature override
     by_key: dict[str, CompiledBacktest] = {}
     col_cb: list[CompiledBacktest] = []
     for p in sets:
         k = _key(p)
         if k not in by_key:
-            by_key[k] = compile_backtest(snap, backtest_id, p, catalog=catalog)
+            by_key[k] = compile_backtest(snap, backtest_id, p, catalog=catalog, sessions=sessions)
         col_cb.append(by_key[k])
     _same_window(snap, backtest_id, sets, col_cb)
     if is_only:
@@ -185,18 +196,9 @@ def run_param_sets(
             f"{cb0.prices_dataset} between {cb0.start} and {cb0.end}; fix: a range with data"
         )
     T = len(grid.index)
-    close = np.asarray(sources.read(cb0.prices_dataset, cb0.close_col, grid), dtype=np.float64)
-    opn = (
-        np.asarray(sources.read(cb0.prices_dataset, cb0.open_col, grid), dtype=np.float64)
-        if cb0.open_col
-        else np.full(T, np.nan)
-    )
-    notes: list[str] = list(cb0.notes)
-    if cb0.frequency == "1m":
-        day = np.unique(np.asarray(grid.trade_date), return_inverse=True)[1].astype(np.int64)
-        close = _ffill(close)
-    else:
-        day = np.arange(T, dtype=np.int64)
+    prices = market_prices(cb0, grid, sources)  # run_backtest's prices (1m, sessions, custom fills)
+    close, opn, day = prices.close, prices.open, prices.day
+    notes: list[str] = [*cb0.notes, *prices.notes]
     ts, oos, wnotes = trade_window(snap, cb0, grid, close, day)
     notes += wnotes
     timings["grid"] = time.perf_counter() - t1
@@ -219,7 +221,15 @@ def run_param_sets(
         if plan is None:
             plan = plans[ce.graph.hash] = plan_graph(ce.graph, mode="auto")
         try:
-            ev = evaluate(ce.graph, sources, grid, params=expression_params(binding), store=store, plan=plan)
+            ev = evaluate(
+                ce.graph,
+                sources,
+                grid,
+                params=expression_params(binding),
+                store=store,
+                plan=plan,
+                minute=minute_of(grid),
+            )
         except EvaluationError as e:
             raise UserError(f"{ce.cell}: {e}") from None
         full = np.full(T, np.nan)
@@ -267,6 +277,12 @@ def run_param_sets(
                     f"{cb0.entry_gate.cell if cb0.entry_gate else 'gate_expr'}: the entry gate is missing on "
                     f"{gap:,} traded cells (its data does not reach back): counted closed, no entry there"
                 )
+        # rebalance_rule (one per backtest, not a key): rows that do not decide are frozen, as in run_backtest
+        gates = with_decisions(gates, decision_rows(cb0.rebalance_rule, row_dates(cb0, grid), day))
+        if gates is not None:
+            e2 = np.asarray(gates.entry_ok, dtype=np.float64).reshape(T, -1)
+            f2 = None if gates.frozen is None else np.asarray(gates.frozen, dtype=np.float64).reshape(T, -1)
+            gates = Gates(e2, f2)
         scaling = np.column_stack(scale_cols) if scaled else None
 
         def column_of(cb: CompiledBacktest) -> ColumnSpec:
@@ -283,7 +299,9 @@ def run_param_sets(
                 )
             return column
 
-        market = Market(close=close, open=opn, day=day if cb0.frequency == "1m" else None)
+        market = Market(
+            close=close, open=opn, custom=prices.custom, day=day if cb0.frequency == "1m" else None
+        )
 
         def spec_of(capital: float) -> RunSpec:
             return RunSpec(
@@ -347,7 +365,7 @@ def run_param_sets(
                         assert ret_u is not None
                         for j, u in enumerate(us):
                             k = first_k[u]
-                            g = gate_of[k] if has_gate else None
+                            g = gate_of[k] if has_gate else 0
                             one = run_one(
                                 market,
                                 cols[j],
@@ -393,8 +411,7 @@ def run_param_sets(
     if returns:
         assert ret_u is not None
         ret = np.ascontiguousarray(ret_u[:, idx])
-        tdates = np.asarray(grid.trade_date if cb0.frequency == "1m" else grid.index)[ts:]
-        dates = tdates[last].astype("datetime64[D]")
+        dates = row_dates(cb0, grid)[ts:][last]
         if oos is not None and oos < T:
             oos_day = int(day[oos] - day[ts])
     return ManyOutcome(

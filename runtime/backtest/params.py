@@ -44,8 +44,8 @@ FIXED_COLUMNS = {
     "strategy_id": "another strategy is another backtest",
     "execution_time": "the availability check of every expression depends on it",
     "frequency": "it chooses the grid and the price dataset",
-    "custom_execution_time": "custom execution is not supported on parameter sets",
-    "rebalance_rule": "it is not read by the engine",
+    "custom_execution_time": "the fill time is part of the execution the expressions are checked at",
+    "rebalance_rule": "it chooses which rows decide; not a key of contract A (one backtest row per rule)",
     "as_of_date": "it chooses the data vintage of every input",
     "enabled": "it is not a parameter",
     "notes": "it is not a parameter",
@@ -351,6 +351,27 @@ def feature_catalog(catalog: Any, split: ParamSplit) -> Any:
     return dataclasses.replace(catalog, features=feats)
 
 
+def check_session(catalog: Any, split: ParamSplit, cache: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(the catalog with the set's feature overrides, a dsl.CheckSession on it). `cache`, kept by a caller
+    that compiles many sets on one base catalog, holds one per distinct override: feature expansions (and
+    their parses) are then done once per override, not once per set."""
+    import json
+
+    import dsl
+
+    key = json.dumps(
+        [id(catalog), {f: dict(v) for f, v in split.features.items()}], sort_keys=True, default=str
+    )
+    hit = None if cache is None else cache.get(key)
+    if hit is not None and hit[0] is catalog:
+        return hit[1], hit[2]
+    cat = feature_catalog(catalog, split)
+    session = dsl.CheckSession(cat)
+    if cache is not None:
+        cache[key] = (catalog, cat, session)
+    return cat, session
+
+
 def scale_costs(costs: Any, multiplier: float) -> Any:
     """Spread, slippage and commission values x `multiplier` (cost_sensitivity's knob; 1 = as configured)."""
     if multiplier == 1.0:
@@ -373,6 +394,7 @@ __all__ = [
     "COST_MULTIPLIER",
     "FIXED_COLUMNS",
     "ParamSplit",
+    "check_session",
     "expression_params",
     "feature_catalog",
     "param_key",

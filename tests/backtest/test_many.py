@@ -1,4 +1,5 @@
-"""run_param_sets: K parameter sets in one call equal K independent `backtest run`s (their metrics.json).
+"""run_param_sets: K parameter sets in one call equal K independent `backtest run`s (their metrics.json),
+whatever the keys (contract A: `$params`, `<feature>.<name>`, `backtest.<column>`); is_only; returns.
 
 The reference for every column is the real single-run path (run_backtest with --params, its written
 metrics.json), not the many-path code: a different grid (one warm-up for all bindings), shared graph
@@ -242,7 +243,7 @@ def test_is_only_reads_and_simulates_nothing_after_the_is_end(demo: Project, tmp
             assert _same(cut.record(k)["is"][name], want), (k, name)
     # the S&P 500 file without any OOS row: a full run cannot run (its OOS closes are missing) ...
     bare = _project_without_oos_prices(tmp_path / "proj", oos_from)
-    with pytest.raises(UserError, match="SPX.close is missing"):
+    with pytest.raises(UserError, match=r"SPX\.close is missing"):
         run_param_sets(bare.snapshot, bare.paths, bare.reg, "bt_spx_cta", sets)
     # ... and is_only gives the same IS metrics and returns as with every OOS price present
     alone = run_param_sets(
@@ -282,3 +283,11 @@ def test_bad_keys_in_a_set_are_user_errors(demo: Project) -> None:
         )
     with pytest.raises(UserError, match=r"vix_high.thresold.*did you mean 'threshold'"):
         run_param_sets(demo.snapshot, demo.paths, demo.reg, "bt_spx_cta", [{"vix_high.thresold": 20}])
+
+
+def test_daily_sessions_of_an_intraday_instrument_with_custom_fills(demo: Project) -> None:
+    """bt_es_daily_custom: daily rows = ES sessions priced from 1m bars, fills at HH:MM (run.market_prices)."""
+    sets = [{"lag": 2}, {"backtest.slippage_value": 2.5, "backtest.cost_multiplier": 1.3}]
+    many = run_param_sets(demo.snapshot, demo.paths, demo.reg, "bt_es_daily_custom", sets, returns=True)
+    _assert_equal_runs(demo, "bt_es_daily_custom", many, sets)
+    assert many.dates is not None and len(many.dates) == many.record(0)["full"]["n_days"]

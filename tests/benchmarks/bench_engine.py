@@ -22,6 +22,20 @@ load than about the code; both engines run single-threaded here); peak RSS = VmH
 (inputs included, they are resident in both), beside the RSS before them. The split of run_many
 (`_prepare` vs the Numba kernel) and the throughputs are CPU time.
 `BENCH_ENGINE_K_DAILY` / `BENCH_ENGINE_K_1M` override K.
+
+End to end (issue 10 section 6, the figures the issue's targets are about): signals + simulation + the
+metrics, timed together, columns in chunks on both sides (the moving averages of a chunk's windows from one
+cumulative sum, the crossover block, then the engine), so neither side holds a T x K block:
+* `daily_e2e`: the same S&P 500 daily bars x K = 10,000 (fast, slow) pairs (`BENCH_ENGINE_E2E_K_DAILY`);
+* `1m_e2e`: 350,000 1m bars (about one year of FULL ES minutes, 252 x 1,380; a seeded random walk) x K = 100
+  (`BENCH_ENGINE_E2E_K_1M`, `BENCH_ENGINE_E2E_ROWS_1M`).
+vectorbt gets the same chunked signal code and runs `from_signals` + its metrics per chunk of
+`BENCH_ENGINE_VBT_CHUNK` columns (default: at most 1,000 columns and 10M cells, VBT_CELLS: vectorbt peaks
+at 4.2 GB RSS in chunks of 1,000 daily columns and 8.1 GB for 100 x 350,000 in one piece, too much for
+a 24 GB machine shared by others; the chunk size is in the note).
+And what the optimizer calls: `run_param_sets` on the demo project's bt_spx_cta (workbook -> graphs ->
+feature cache -> engine), `BENCH_ENGINE_SETS` = 1,000 sets over the demo study's X parameters (window,
+entry, vix_high.threshold), beside the same path one set per call.
 """
 
 from __future__ import annotations
@@ -154,6 +168,220 @@ def floor_kernel(open_, close, sig, mult, slip, fee, capital, out):  # pragma: n
         out[k, 0] = eq / capital - 1.0
         out[k, 1] = mean / np.sqrt(m2 / (T - 1)) if m2 > 0.0 else np.nan
         out[k, 2] = mdd
+
+
+# ---- end to end: signals + simulation + metrics, in column chunks -------------------------------------
+
+E2E_K = {"daily_e2e": 10_000, "1m_e2e": 100}
+E2E_REPEAT = int(os.environ.get("BENCH_ENGINE_E2E_REPEAT", "2"))
+#: columns per chunk: ours keeps a T x chunk float block (about 64 MB at most), vectorbt a chunk of its frames
+E2E_BLOCK_MB = 64
+#: vectorbt's chunk: at most 1,000 columns and 10M cells (its from_signals + metrics peaked at 4.2 GB RSS in
+#: chunks of 5,031 x 1,000 and 8.1 GB for 350,000 x 100 in one piece, 2026-12-02)
+VBT_CELLS = 10_000_000
+
+
+def _e2e_k(case: str) -> int:
+    env = {"daily_e2e": "BENCH_ENGINE_E2E_K_DAILY", "1m_e2e": "BENCH_ENGINE_E2E_K_1M"}[case]
+    return int(os.environ.get(env, E2E_K[case]))
+
+
+def e2e_prices(case: str) -> tuple[np.ndarray, np.ndarray]:
+    """(open, close): the S&P 500 daily bars, or a seeded 1m walk of BENCH_ENGINE_E2E_ROWS_1M rows."""
+    if case == "daily_e2e":
+        return prices("daily")
+    n = int(os.environ.get("BENCH_ENGINE_E2E_ROWS_1M", "350000"))
+    rng = np.random.default_rng(SEED + 1)
+    close = 4000.0 + np.cumsum(rng.normal(0.0, 0.75, n))
+    open_ = np.r_[close[0], close[:-1]] + rng.normal(0.0, 0.25, n)
+    return np.round(open_ / TICK) * TICK, np.round(close / TICK) * TICK
+
+
+def chunk_signals(csum: np.ndarray, pairs: np.ndarray, T: int) -> np.ndarray:
+    """T x len(pairs) (F-ordered) crossover block of one chunk, the means from the shared cumulative sum."""
+    ma: dict[int, np.ndarray] = {}
+    for n in np.unique(pairs):
+        m = np.full(T, np.nan)
+        m[n - 1 :] = (csum[n:] - csum[:-n]) / n
+        ma[int(n)] = m
+    sig = np.zeros((T, pairs.shape[0]), order="F")
+    for k, (f, s) in enumerate(pairs):
+        sig[:, k] = ma[int(f)] > ma[int(s)]
+    return sig
+
+
+def _e2e_chunk(T: int, K: int) -> int:
+    return max(1, min(K, 1024, (E2E_BLOCK_MB << 20) // (8 * T)))
+
+
+def _ours_e2e(open_, close, pairs, ann):
+    col = ColumnSpec(
+        ExecutionSpec("next_open"),
+        CostSpec(
+            commission_model="per_contract", commission_value=FEE, slippage_type="ticks", slippage_value=1.0
+        ),
+        position=PositionSpec(allow_short=False),
+    )
+    run = RunSpec(InstrumentSpec("contracts", MULT, TICK), CAPITAL, annualization_factor=ann)
+    market = Market(close, open_)
+    T, K = close.shape[0], pairs.shape[0]
+    step = _e2e_chunk(T, K)
+
+    def go():
+        csum = np.cumsum(np.r_[0.0, close])
+        out = np.empty((K, 3))
+        for a in range(0, K, step):
+            sig = chunk_signals(csum, pairs[a : a + step], T)
+            t = run_many(market, sig, col, run, chunk=step).table("full")
+            out[a : a + step] = np.stack([t["total_pnl"] / CAPITAL, t["sharpe"], t["max_drawdown"]], axis=1)
+        return out
+
+    return go, {"chunk": step}
+
+
+def _vectorbt_e2e(open_, close, pairs, ann):
+    import pandas as pd
+    import vectorbt as vbt
+
+    T, K = close.shape[0], pairs.shape[0]
+    step = min(K, int(os.environ.get("BENCH_ENGINE_VBT_CHUNK", "0")) or max(1, min(1000, VBT_CELLS // T)))
+    idx = pd.date_range("2000-01-03", periods=T, freq="1D" if ann == 252.0 else "1min")
+    year = pd.Timedelta(days=252) if ann == 252.0 else pd.Timedelta(minutes=ann)
+    c = pd.Series(close, index=idx)
+    o = pd.Series(open_, index=idx)
+    slip = pd.Series(TICK / open_, index=idx)
+
+    def go():
+        csum = np.cumsum(np.r_[0.0, close])
+        out = np.empty((K, 3))
+        for a in range(0, K, step):
+            sig = chunk_signals(csum, pairs[a : a + step], T)
+            held = np.zeros(sig.shape, dtype=bool)
+            held[1:] = sig[:-1] > 0.0  # the decision of t fills at the open of t+1
+            del sig
+            e = pd.DataFrame(held, index=idx)
+            x = pd.DataFrame(~held, index=idx)
+            pf = vbt.Portfolio.from_signals(c, entries=e, exits=x, size=MULT, size_type="amount", price=o,
+                                            fixed_fees=FEE, slippage=slip, init_cash=CAPITAL, freq=idx.freq)  # fmt: skip
+            out[a : a + step] = np.stack(
+                [
+                    pf.total_return().to_numpy(),
+                    pf.sharpe_ratio(year_freq=year).to_numpy(),
+                    -pf.max_drawdown().to_numpy(),
+                ],
+                axis=1,
+            )
+            del pf, e, x, held
+        return out
+
+    return go, {"chunk": step}
+
+
+def e2e_child(case: str, engine: str, out_npy: str) -> dict[str, Any]:
+    """Warm up on a slice, then time E2E_REPEAT end-to-end calls (signals included); K x 3 metrics saved."""
+    open_, close = e2e_prices(case)
+    pairs = windows(_e2e_k(case))
+    ann = ANN["daily" if case == "daily_e2e" else "1m"]
+    make = {"ours": _ours_e2e, "vectorbt": _vectorbt_e2e}[engine]
+    t0 = time.perf_counter()
+    make(open_[:600], close[:600], pairs[:2], ann)[0]()
+    warm = time.perf_counter() - t0
+    go, extra = make(open_, close, pairs, ann)
+    rss_before = _status("VmRSS")
+    reset = _reset_peak()
+    best = cpu = float("inf")
+    res = None
+    for _ in range(E2E_REPEAT):
+        t1, c1 = time.perf_counter(), time.process_time()
+        res = go()
+        best = min(best, time.perf_counter() - t1)
+        cpu = min(cpu, time.process_time() - c1)
+    peak = _status("VmHWM")
+    np.save(out_npy, res)
+    return {
+        "seconds": best,
+        "cpu_s": cpu,
+        "warm_s": warm,
+        "rss_before_mb": rss_before,
+        "peak_mb": peak if reset else None,
+        "rows": int(close.shape[0]),
+        "K": int(pairs.shape[0]),
+        **extra,
+    }
+
+
+# ---- what the optimizer calls: run_param_sets on the demo workbook -------------------------------------
+
+
+def demo_sets(n: int, seed: int) -> list[dict[str, Any]]:
+    """n sets over the demo study's X parameters (OPTIMIZATION_PARAMS st_spx_cta: window 20..250 step 10,
+    entry 0..2 step 0.1, vix_high.threshold 15..40 step 1), seeded."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "window": int(rng.integers(2, 26)) * 10,
+            "entry": round(float(rng.integers(0, 21)) / 10, 1),
+            "vix_high.threshold": int(rng.integers(15, 41)),
+        }
+        for _ in range(n)
+    ]
+
+
+def param_sets_child(out_npy: str) -> dict[str, Any]:
+    """A demo project (not timed), then run_param_sets on n sets cold (fresh bindings) and warm (the feature
+    cache holds them), and one set per call for 20 of them (the per-set cost without batching)."""
+    from runtime.backtest.many import run_param_sets
+    from tests.backtest.conftest import _open
+    from tests.foundation.helpers import demo_project
+
+    n = int(os.environ.get("BENCH_ENGINE_SETS", "1000"))
+    with tempfile.TemporaryDirectory(prefix="bench_sets_") as d:
+        t0 = time.perf_counter()
+        demo_project(Path(d) / "proj", ["ingest", "daily"])
+        p = _open(Path(d) / "proj")
+        setup = time.perf_counter() - t0
+        go = lambda sets, **kw: run_param_sets(p.snapshot, p.paths, p.reg, "bt_spx_cta", sets, **kw)  # noqa: E731
+        t0 = time.perf_counter()
+        go([{}, {"window": 30}])  # JIT / on-disk caches, the default binding's features
+        warm = time.perf_counter() - t0
+        sets = demo_sets(n, SEED)
+        one = []
+        t0 = time.perf_counter()
+        for s in sets[:20]:
+            one.append(go([s]).metrics[0])
+        per_set = (time.perf_counter() - t0) / 20
+        rss_before = _status("VmRSS")
+        reset = _reset_peak()
+        t0, c0 = time.perf_counter(), time.process_time()
+        cold = go(sets)
+        cold_s, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
+        peak = _status("VmHWM")
+        t0 = time.perf_counter()
+        hot = go(sets)
+        hot_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        is_only = go(sets, is_only=True)
+        is_only_s = time.perf_counter() - t0
+        np.save(out_npy, cold.metrics)
+        agree = _max_rel(np.stack(one), cold.metrics[:20])
+        return {
+            "n": n,
+            "setup_s": setup,
+            "warm_s": warm,
+            "per_set_s": per_set,
+            "cold_s": cold_s,
+            "cold_cpu_s": cold_cpu,
+            "hot_s": hot_s,
+            "is_only_s": is_only_s,
+            "timings": dict(cold.timings),
+            "hot_timings": dict(hot.timings),
+            "evaluations": dict(cold.evaluations),
+            "distinct_signals": len({(s["window"], s["entry"]) for s in sets}),
+            "rss_before_mb": rss_before,
+            "peak_mb": peak if reset else None,
+            "agree_one_by_one": agree if np.isfinite(agree) else None,
+            "is_only_oos_nan": bool(np.isnan(is_only.metrics[:, SEGMENTS.index("oos"), 0]).all()),
+        }
 
 
 # ---- one (case, engine) in a child process --------------------------------------------------------------
@@ -389,13 +617,121 @@ def rows_for(res: dict[str, dict[str, Any]]) -> list[BenchRow]:
     return out
 
 
+def measure_e2e(cases: tuple[str, ...] = ("daily_e2e", "1m_e2e"), say=print) -> dict[str, dict[str, Any]]:
+    """Ours and vectorbt end to end per case, each in its own child; plus their agreement."""
+    res: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_engine_") as d:
+        tmp = Path(d)
+        for case in cases:
+            res[case] = {}
+            mets = {}
+            for engine in ("ours", "vectorbt"):
+                say(f"  engine {case}: {engine} ...")
+                info, m = _run_child(case, engine, tmp)
+                info["load"] = _load()
+                res[case][engine] = info
+                mets[engine] = m
+                say(f"    {info['seconds']:.3f} s, peak RSS {info['peak_mb'] or 0:,.0f} MB ({info['load']})")
+            res[case]["agree_vbt"] = [_max_rel(mets["ours"][:, j], mets["vectorbt"][:, j]) for j in range(3)]
+    return res
+
+
+def rows_e2e(res: dict[str, dict[str, Any]]) -> list[BenchRow]:
+    out: list[BenchRow] = []
+    for case, r in res.items():
+        o, v = r["ours"], r["vectorbt"]
+        shape = f"{o['rows']:,} rows x K={o['K']:,}"
+        what = "S&P 500 daily" if case == "daily_e2e" else "1m synthetic (FULL-session count)"
+        agree = ", ".join(
+            f"{n} {x:.1e}" for n, x in zip(("total return", "sharpe", "max dd"), r["agree_vbt"], strict=True)
+        )
+        out.append(
+            BenchRow(
+                "engine",
+                f"END TO END signals + simulation + metrics, MA crossover, {what}, {shape} (best of {E2E_REPEAT})",
+                o["seconds"],
+                "s",
+                "vectorbt: same signals, from_signals + total_return, sharpe, max_drawdown",
+                v["seconds"],
+                "<= 0.1 (>= 10x vectorbt)",
+                f"{v['seconds'] / o['seconds']:.1f}x faster (CPU {o['cpu_s']:.2f} s vs {v['cpu_s']:.2f} s); "
+                f"columns in chunks of {o['chunk']:,} (ours) / {v['chunk']:,} (vectorbt); max rel diff vs "
+                f"vectorbt: {agree}; {o['load']}",
+            )
+        )
+        out.append(
+            BenchRow(
+                "engine",
+                f"END TO END peak RSS, {what}, {shape}",
+                o["peak_mb"] or 0.0,
+                "MB",
+                "vectorbt, same calls",
+                v["peak_mb"],
+                "far below vectorbt",
+                f"RSS before the calls: ours {o['rss_before_mb']:,.0f} MB, vectorbt {v['rss_before_mb']:,.0f} MB",
+            )
+        )
+    return out
+
+
+def measure_sets(say=print) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench_engine_") as d:
+        say("  run_param_sets on the demo bt_spx_cta ...")
+        info, _ = _run_child("sets", "ours", Path(d))
+    info["load"] = _load()
+    say(f"    {info['cold_s']:.2f} s cold, {info['hot_s']:.2f} s warm for {info['n']:,} sets")
+    return info
+
+
+def rows_sets(r: dict[str, Any]) -> list[BenchRow]:
+    n = r["n"]
+    t = r["timings"]
+    split = ", ".join(f"{k} {v:.2f} s" for k, v in t.items())
+    ev = ", ".join(f"{k} {v}" for k, v in sorted(r["evaluations"].items()))
+    agree = r["agree_one_by_one"]
+    return [
+        BenchRow(
+            "engine",
+            f"run_param_sets, demo bt_spx_cta (workbook path, 2005-2018 daily), {n:,} sets of window x entry x "
+            "vix_high.threshold, fresh bindings",
+            r["cold_s"],
+            "s",
+            f"the same call one set at a time (x {n:,}, from 20 calls)",
+            r["per_set_s"] * n,
+            "",
+            f"{r['per_set_s'] * n / r['cold_s']:.1f}x faster than one set per call ({r['per_set_s'] * 1e3:.0f} ms a "
+            f"set); {n / r['cold_s']:,.0f} sets/s; {split}; evaluations: {ev} ({r['distinct_signals']} distinct "
+            f"signal bindings); same metrics one by one: max rel diff {agree if agree is not None else 'nan':.1e}; "
+            f"peak RSS {r['peak_mb'] or 0:,.0f} MB (before {r['rss_before_mb']:,.0f} MB); {r['load']}",
+        ),
+        BenchRow(
+            "engine",
+            f"run_param_sets, same {n:,} sets again (feature cache warm)",
+            r["hot_s"],
+            "s",
+            "first call (fresh bindings)",
+            r["cold_s"],
+            "",
+            f"{n / r['hot_s']:,.0f} sets/s; is_only=True on the same sets {r['is_only_s']:.2f} s; "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in r["hot_timings"].items()),
+        ),
+    ]
+
+
 def run() -> list[BenchRow]:
-    return rows_for(measure())
+    return rows_for(measure()) + rows_e2e(measure_e2e()) + rows_sets(measure_sets())
 
 
 if __name__ == "__main__":
     if len(sys.argv) >= 5 and sys.argv[1] == "child":
-        print(json.dumps(child(sys.argv[2], sys.argv[3], sys.argv[4])), flush=True)
+        case = sys.argv[2]
+        if case == "sets":
+            info = param_sets_child(sys.argv[4])
+        elif case.endswith("_e2e"):
+            info = e2e_child(case, sys.argv[3], sys.argv[4])
+        else:
+            info = child(case, sys.argv[3], sys.argv[4])
+        print(json.dumps(info), flush=True)
     else:
         sys.path.insert(0, str(ROOT))
         for row in run():
