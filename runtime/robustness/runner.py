@@ -122,6 +122,28 @@ def _study_searched_from_workbook(
     return searched, fixed
 
 
+def _best_params(study: dict[str, Any], study_dir: Path, target: str) -> tuple[dict[str, Any], str | None]:
+    """The study's best feasible trial; with no feasible trial, the best finished one by objective (noted)."""
+    if study.get("best_params"):
+        return dict(study["best_params"]), None
+    import pandas as pd
+
+    tp = study_dir / "trials.parquet"
+    t = pd.read_parquet(tp) if tp.is_file() else None
+    if t is not None and len(t):
+        ok = t[(t["state"].astype(str).str.upper() == "COMPLETE") & np.isfinite(t["objective"].astype(float))]
+        if len(ok):
+            row = ok.sort_values("objective", ascending=study.get("direction") == "minimize").iloc[0]
+            return json.loads(row["params"]), (
+                f"study {target} has no feasible trial: tested its best finished trial {int(row['number'])} by "
+                "objective (constraints ignored)"
+            )
+    raise UserError(
+        f"study {target} has no finished trial with an objective; fix: run more trials with "
+        f"`backtest optimize {target}` or relax its constraints"
+    )
+
+
 def _profile_rows(snap: ConfigSnapshot, profile: str) -> list[tuple[Any, dict[str, Any]]]:
     """The enabled ROBUSTNESS rows of `profile` with their param_json checked (defaults filled in)."""
     from runtime.config.expressions import cell_of
@@ -568,6 +590,7 @@ def run_robustness(
     from runtime.evaluation.cache_store import ParquetValueStore
 
     t0 = time.perf_counter()
+    run_notes: list[str] = []
     backtests = {r.backtest_id: r for r in snap.rows("BACKTESTS")}
     studies = {r.study_id: r for r in snap.rows("OPTIMIZATION_STUDIES")}
     study, study_dir = None, None
@@ -575,12 +598,9 @@ def run_robustness(
         target_type, backtest_id = "study", studies[target].backtest_id
         study, study_dir = _find_study_run(snap, reg, target)
         backtest_id = study.get("backtest_id") or backtest_id
-        params = dict(study.get("best_params") or {})
-        if not study.get("best_params"):
-            raise UserError(
-                f"study {target} has no best trial (no feasible finished trial); fix: relax its constraints or "
-                f"run more trials with `backtest optimize {target}`"
-            )
+        params, note = _best_params(study, study_dir, target)
+        if note:
+            run_notes.append(note)
         searched = list(study.get("searched") or [])
         fixed = dict(study.get("fixed") or {})
         primary = study.get("primary") or studies[target].objective_primary_metric
@@ -649,7 +669,7 @@ def run_robustness(
         "run_id": rid, "target": target, "target_type": target_type, "profile": prof, "backtest_id": backtest_id,
         "params": {k: et.clean(v) for k, v in sorted(ctx.params.items())}, "study_run_id": study_run,
         "snapshot_hash": snap.content_hash, "data_versions": versions, "primary": primary,
-        "seconds": round(time.perf_counter() - t0, 3), "notes": list(data.notes),
+        "seconds": round(time.perf_counter() - t0, 3), "notes": [*run_notes, *data.notes],
         "tests": [_entry(x) for x in results],
     }  # fmt: skip
     _write(runs_dir, rid, final, summary, results)
