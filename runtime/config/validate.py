@@ -643,6 +643,35 @@ def _backtests(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
                 "execution_time custom needs a time",
                 "enter HH:MM (exchange time, next session)",
             )
+        strat = strategies.get(r.get("strategy_id"))
+        if r.get("execution_time") == "custom" and r.get("frequency") == "1m":
+            rep.at(
+                "BACKTESTS",
+                r,
+                "execution_time",
+                "custom execution fills at HH:MM in the next session of a daily backtest; on 1m bars the "
+                "next bar is the next minute",
+                "use next_open, or frequency daily",
+            )
+        hhmm = r.get("custom_execution_time")
+        if (
+            r.get("execution_time") == "custom"
+            and hhmm
+            and strat is not None
+            and strategy_is_intraday(rows, strat)
+        ):
+            inst = keyed(rows, "INSTRUMENTS").get(strat.get("instrument_id")) or {}
+            ds = keyed(rows, "DATASETS").get(inst.get("prices_dataset_id")) or {}
+            lo, hi = ds.get("rth_start") or "08:30", ds.get("rth_end") or "15:00"
+            if not lo <= str(hhmm) < hi:
+                rep.at(
+                    "BACKTESTS",
+                    r,
+                    "custom_execution_time",
+                    f"{hhmm} is outside the RTH session {lo}-{hi} (exchange time, America/Chicago) of "
+                    f"{ds.get('dataset_id')}: no 1m bar of the session is at or after it",
+                    f"a time from {lo} to before {hi}, e.g. 09:00",
+                )
         if r.get("execution_time") != "custom" and r.get("custom_execution_time"):
             rep.at(
                 "BACKTESTS",
