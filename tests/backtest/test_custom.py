@@ -20,7 +20,7 @@ from runtime.backtest.compile import compile_backtest
 from runtime.backtest.run import custom_prices, run_backtest
 from runtime.config.loader import load_snapshot
 from runtime.config.names import content_hash
-from runtime.contracts import UserError
+from runtime.contracts import ConfigValidationError, UserError
 from runtime.engine.contracts import ColumnSpec, CostSpec, ExecutionSpec, InstrumentSpec, Market, RunSpec
 from runtime.engine.kernel import run_one
 from tests.backtest.conftest import Project
@@ -194,3 +194,32 @@ def test_flat_at_session_end_default_closes_every_session(demo: Project) -> None
     tr = pd.read_parquet(out.run_dir / "trades.parquet")
     assert len(tr) > 0
     assert (tr["entry_ts"].dt.date == tr["exit_ts"].dt.date).all()
+
+
+@pytest.mark.parametrize(
+    ("changes", "cell", "fragment"),
+    [
+        ({"custom_execution_time": "16:00"}, "custom_execution_time", "outside the RTH session 08:30-15:00"),
+        ({"frequency": "1m"}, "execution_time", "on 1m bars the next bar is the next minute"),
+    ],
+)
+def test_export_refuses_a_custom_time_the_session_cannot_fill(
+    tmp_path: Path, changes: dict, cell: str, fragment: str
+) -> None:
+    import openpyxl
+
+    from runtime.config.export import export_workbook
+    from runtime.config.template import write_template
+
+    (tmp_path / "config").mkdir()
+    path = write_template(tmp_path / "config" / "run_config.xlsx")
+    wb = openpyxl.load_workbook(path)
+    ws = wb["BACKTESTS"]
+    col = {c.value: c for c in ws[1]}
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(row=r, column=1).value == BT)
+    for h, v in changes.items():
+        ws.cell(row=row, column=col[h].column, value=v)
+    wb.save(path)
+    with pytest.raises(ConfigValidationError) as e:
+        export_workbook(path)
+    assert f"BACKTESTS!{col[cell].column_letter}{row}" in str(e.value) and fragment in str(e.value)
