@@ -31,13 +31,12 @@ from runtime.backtest.tearsheet import _LABELS as METRIC_LABELS
 from runtime.backtest.tearsheet import CSS as TEARSHEET_CSS
 from runtime.backtest.tearsheet import _fmt
 from runtime.contracts import UserError
+from runtime.optimize.contracts import MINIMIZE_METRICS
 
 REPORT_NAME = "report.html"
 DEFAULT_TOP_N = 20
 TRIAL_ROWS = 500  # trials listed in the constraint table (all of them are in trials.parquet)
 FIG_CONFIG = {"displaylogo": False, "responsive": True}
-#: metrics where smaller is better (the secondary axis of a single-objective study's Pareto frontier)
-LOWER_IS_BETTER = frozenset({"volatility", "turnover", "total_costs", "longest_drawdown_bars"})
 #: OPTIMIZATION_PARAMS columns in sheet order, up to the value a pasted row fixes
 PARAM_COLUMNS = (
     "study_id",
@@ -61,7 +60,7 @@ C_BEST = "#b3261e"
 
 EXTRA_CSS = """
 textarea.paste{width:100%;min-height:70px;font-family:ui-monospace,Consolas,monospace;font-size:12px}
-td.bad{color:#b3261e;font-weight:600} td.ok{color:#1b7f3b} tr.best td{background:#fff3e0}
+td.bad{color:#b3261e;font-weight:600} td.warn{color:#b26a00} td.wrap{white-space:normal;min-width:220px} td.ok{color:#1b7f3b} tr.best td{background:#fff3e0}
 .missing{background:#fff6e5;border:1px solid #f0d9a8;border-radius:4px;padding:6px 10px;font-size:12.5px}
 .grid2c{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:14px;align-items:start}
 .grid2c>section{min-width:0}
@@ -81,6 +80,7 @@ class TopRun:
     run_id: str
     run_dir: Path | None
     metrics: Mapping[str, Any] | None
+    checks: tuple[float, ...] = ()  # every constraint's violation on the full run (study.json top_runs c)
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,15 @@ class StudyRun:
 
     @property
     def senses(self) -> tuple[float, float]:
-        """+1 where larger is better, for (primary, secondary)."""
-        d = self.meta.get("direction") or "maximize"
+        """+1 where larger is better, for (primary, secondary): study.json directions (two for nsga2),
+        else the direction for the primary and the metric's natural sense for the secondary."""
+        d = self.meta.get("directions") or self.meta.get("direction") or "maximize"
         dirs = [str(x) for x in d] if isinstance(d, list | tuple) else [str(d)]
         one = 1.0 if dirs[0].lower().startswith("max") else -1.0
         if len(dirs) > 1:
             two = 1.0 if dirs[1].lower().startswith("max") else -1.0
         else:
-            two = -1.0 if self.secondary in LOWER_IS_BETTER else 1.0
+            two = -1.0 if self.secondary in MINIMIZE_METRICS else 1.0
         return one, two
 
     @property
@@ -152,11 +153,14 @@ def load_study_run(run_dir: Path | str) -> StudyRun:
         rid = str(t.get("run_id"))
         d = run_dir.parent / rid
         mpath = d / "metrics.json"
+        checks = tuple(math.nan if x is None else float(x) for x in t.get("c") or ())
         if mpath.is_file():
-            top.append(TopRun(int(t["trial"]), rid, d, json.loads(mpath.read_text(encoding="utf-8"))))
+            metrics = json.loads(mpath.read_text(encoding="utf-8"))
+            top.append(TopRun(int(t["trial"]), rid, d, metrics, checks))
         else:
-            top.append(TopRun(int(t["trial"]), rid, None, None))
+            top.append(TopRun(int(t["trial"]), rid, None, None, checks))
             notes.append(f"top run {rid} (trial {t['trial']}): no metrics.json under {d}")
+    notes = [str(n) for n in meta.get("notes") or []] + notes
     return StudyRun(run_dir, meta, trials, tuple(top), tuple(notes))
 
 
@@ -327,6 +331,20 @@ def _typed(v: Any, typ: str) -> Any:
     if typ == "int" and isinstance(v, float) and v.is_integer():
         return int(v)
     return v
+
+
+def at_edges(sr: StudyRun) -> list[str]:
+    """Searched numeric keys whose best value sits on the low or high bound (the optimum may lie outside)."""
+    bp = best_params(sr) or {}
+    out = []
+    for s in sr.searched:
+        v = bp.get(s["key"])
+        if str(s.get("type")) not in ("int", "float") or v is None or s.get("low") is None:
+            continue
+        for side, bound in (("low", s["low"]), ("high", s["high"])):
+            if bound is not None and math.isclose(float(v), float(bound), rel_tol=1e-9, abs_tol=1e-12):
+                out.append(f"{s['key']} = {_clean(v)} is its {side} bound")
+    return out
 
 
 def paste_rows(sr: StudyRun) -> pd.DataFrame:
@@ -768,6 +786,7 @@ def _setup(sr: StudyRun) -> str:
         for s in sr.searched
     )
     fixed = ", ".join(f"{k}={_clean(v)}" for k, v in (m.get("fixed") or {}).items()) or "none"
+    rules = "; ".join(str(r) for r in m.get("rules") or [])
     cons = "".join(
         f"<tr><td class='l'>{_esc(c.get('metric'))} {_esc(c.get('operator'))} {_esc(c.get('threshold'))}</td>"
         f"<td class='l'>{_esc(c.get('scope'))}</td><td class='l'>{_esc(c.get('severity'))}</td></tr>"
@@ -778,8 +797,9 @@ def _setup(sr: StudyRun) -> str:
         + "<h2 style='margin-top:12px'>Search space</h2><table><tr><th class='l'>key</th><th class='l'>scope</th>"
         f"<th class='l'>type</th><th class='l'>range</th></tr>{space}</table>"
         f"<p class='notes'>fixed: {_esc(fixed)}</p>"
+        + (f"<p class='notes'>parameter rules (refused before any run): {_esc(rules)}</p>" if rules else "")
         + (
-            "<h2>Constraints</h2><table><tr><th class='l'>rule</th><th class='l'>scope</th>"
+            f"<h2>Constraints {_esc(m.get('constraint_set_id') or '')}</h2><table><tr><th class='l'>rule</th><th class='l'>scope</th>"
             f"<th class='l'>severity</th></tr>{cons}</table>"
             if cons
             else "<p class='notes'>no constraint</p>"
@@ -810,53 +830,77 @@ def _leaderboard(sr: StudyRun, top_n: int) -> str:
     return f"<div class='scroll'><table class='leader'><tr>{head}</tr>{''.join(rows)}</table></div>"
 
 
+def _con_label(c: Mapping[str, Any]) -> str:
+    return (
+        f"{c.get('metric')} {c.get('operator')} {c.get('threshold')} ({c.get('scope')}, {c.get('severity')})"
+    )
+
+
 def constraint_table(sr: StudyRun) -> pd.DataFrame:
-    """Per trial: feasibility and, per constraint, its violation c.<i> (> 0 = broken) and the IS value."""
+    """Per trial: state, feasibility and, per constraint, the IS value (IS scope) and its violation c.<i>
+    (> 0 = broken; NaN = not evaluated: OOS/ALL scopes are checked on the top re-runs only), and why a
+    trial was refused (trials.parquet reason)."""
     t = sr.trials
     cons = list(sr.meta.get("constraints") or [])
     df = pd.DataFrame({"trial": t["number"].astype(int) if "number" in t else range(len(t))})
+    df["state"] = t["state"].astype(str).to_numpy() if "state" in t else "COMPLETE"
     df["feasible"] = feasible_mask(sr)
     for i, c in enumerate(cons):
-        label = f"{c.get('metric')} {c.get('operator')} {c.get('threshold')} ({c.get('scope')}, {c.get('severity')})"
+        label = _con_label(c)
         df[f"{label} value"] = (
             _col(t, f"is.{c.get('metric')}")
             if str(c.get("scope", "")).upper() == "IS"
             else np.full(len(t), np.nan)
         )
         df[f"{label} violation"] = _col(t, f"c.{i}")
+    df["reason"] = t["reason"].fillna("").astype(str).to_numpy() if "reason" in t else ""
     return df
+
+
+def _con_cell(val: float, vio: float, metric: Any) -> str:
+    shown = val if np.isfinite(val) else vio
+    cls = "bad" if np.isfinite(vio) and vio > 0 else ("ok" if np.isfinite(vio) else "")
+    return f"<td class='{cls}'>{_num(shown, metric)}</td>"
 
 
 def _constraints_html(sr: StudyRun) -> str:
     cons = list(sr.meta.get("constraints") or [])
-    if not cons:
-        return "<p class='notes'>No constraint set: every finished trial is feasible.</p>"
     df = constraint_table(sr)
-    head = "<tr><th>trial</th><th>feasible</th>" + "".join(
-        f"<th>{_esc(c.get('metric'))} {_esc(c.get('operator'))} {_esc(c.get('threshold'))}"
-        f"<br><span class='notes'>{_esc(c.get('scope'))} · {_esc(c.get('severity'))}</span></th>"
-        for c in cons
+    head = (
+        "<tr><th>trial</th><th class='l'>state</th><th>feasible</th>"
+        + "".join(
+            f"<th>{_esc(c.get('metric'))} {_esc(c.get('operator'))} {_esc(c.get('threshold'))}"
+            f"<br><span class='notes'>{_esc(c.get('scope'))} · {_esc(c.get('severity'))}</span></th>"
+            for c in cons
+        )
+        + "<th class='l'>reason</th>"
     )
     rows = []
-    for r in df.head(TRIAL_ROWS).itertuples(index=False):
-        cells = []
-        for i, c in enumerate(cons):
-            val, vio = r[2 + 2 * i], r[3 + 2 * i]
-            shown = val if np.isfinite(val) else vio
-            cls = "bad" if np.isfinite(vio) and vio > 0 else ("ok" if np.isfinite(vio) else "")
-            cells.append(f"<td class='{cls}'>{_num(shown, c.get('metric'))}</td>")
-        feas = "<td class='ok'>yes</td>" if r[1] else "<td class='bad'>no</td>"
-        rows.append(f"<tr><td>{int(r[0])}</td>{feas}{''.join(cells)}</tr>")
+    for r in df.head(TRIAL_ROWS).to_dict("records"):
+        cells = "".join(
+            _con_cell(r[f"{_con_label(c)} value"], r[f"{_con_label(c)} violation"], c.get("metric"))
+            for c in cons
+        )
+        feas = "<td class='ok'>yes</td>" if r["feasible"] else "<td class='bad'>no</td>"
+        rows.append(
+            f"<tr><td>{int(r['trial'])}</td><td class='l'>{_esc(r['state'])}</td>{feas}{cells}"
+            f"<td class='l'>{_esc(r['reason'])}</td></tr>"
+        )
     more = (
         f"<p class='notes'>{len(df):,} trials; the first {TRIAL_ROWS} are listed (all in trials.parquet).</p>"
         if len(df) > TRIAL_ROWS
         else ""
     )
+    intro = (
+        "IS-scope constraints show the trial's IS value, others their violation (&gt; 0 = broken; OOS and "
+        "ALL scopes are checked on the re-run top trials, above); red = broken. A broken hard constraint "
+        "makes the trial infeasible; soft ones are reported only."
+        if cons
+        else "No constraint set: every finished trial is feasible."
+    )
     return (
-        f"{more}<p class='notes'>IS-scope constraints show the trial's IS value, others their violation "
-        "(&gt; 0 = broken); red = broken. A broken hard constraint makes the trial infeasible; soft ones "
-        f"are reported only.</p><div class='scroll'><table class='constraints'>{head}</tr>{''.join(rows)}"
-        "</table></div>"
+        f"{more}<p class='notes'>{intro}</p><div class='scroll'><table class='constraints'>{head}</tr>"
+        f"{''.join(rows)}</table></div>"
     )
 
 
@@ -878,12 +922,23 @@ def _paste_html(sr: StudyRun) -> str:
     for rec in rows.astype(object).where(rows.notna(), None).itertuples(index=False):
         tsv += "\t".join("" if v is None else str(v) for v in rec) + "\n"
     wv = workbook_values(sr)
+    edges = at_edges(sr)
+    edge = (
+        _missing(
+            "At the edge of the search space: "
+            + "; ".join(edges)
+            + ". The optimum may lie outside the range: widen low/high and run the study again."
+        )
+        if edges
+        else ""
+    )
     return (
         f"<p class='notes'>Best trial {sr.best_trial}: the full parameter set "
-        f"<code>{_esc(json.dumps(bp, sort_keys=True))}</code></p>"
+        f"<code>{_esc(json.dumps(bp, sort_keys=True))}</code></p>{edge}"
         "<h2>OPTIMIZATION_PARAMS rows (default_value_if_not_optimized = the best value)</h2>"
-        f"{_frame_html(rows)}<p class='notes'>Tab-separated, with the header: select, copy, paste over the "
-        "study's rows in OPTIMIZATION_PARAMS. Clear optimize_flag to run the backtest at these values.</p>"
+        f"{_frame_html(rows.dropna(axis=1, how='all'))}<p class='notes'>The table leaves out empty columns; "
+        "the box below has all of them, tab-separated with the header: select, copy, paste over the study's "
+        "rows in OPTIMIZATION_PARAMS. Clear optimize_flag to run the backtest at these values.</p>"
         f"<textarea class='paste' id='paste-params' rows='{len(rows) + 2}' readonly>{_esc(tsv)}</textarea>"
         "<h2 style='margin-top:12px'>Or fixed in the definition sheets</h2>"
         f"{_frame_html(wv)}<p class='notes'>Merge each params_json with the keys the row already has.</p>"
@@ -901,11 +956,26 @@ def _isoos_html(sr: StudyRun, div: str | None) -> str:
     head = "<tr><th>trial</th><th class='l'>run</th>" + "".join(
         f"<th>{_esc(_label(m))} IS</th><th>{_esc(_label(m))} OOS</th>" for m in metrics
     )
+    cons = list(sr.meta.get("constraints") or [])
+    checks = {tr.trial: tr.checks for tr in sr.top}
+    head += "<th class='l'>constraints on the full run</th>" if cons else ""
     body = []
     for (trial, rid), rec in piv.iterrows():
         cells = "".join(
             f"<td>{_num(rec[('IS', m)], m)}</td><td>{_num(rec[('OOS', m)], m)}</td>" for m in metrics
         )
+        if cons:
+            ch = checks.get(int(trial)) or ()
+            broken = [c for c, x in zip(cons, ch, strict=False) if np.isfinite(x) and x > 0]
+            hard = [_con_label(c) for c in broken if c.get("severity") == "hard"]
+            soft = [_con_label(c) for c in broken if c.get("severity") != "hard"]
+            if not ch:
+                cells += "<td class='l'>–</td>"
+            elif broken:
+                txt = "; ".join([*(f"broken: {h}" for h in hard), *(f"soft: {x}" for x in soft)])
+                cells += f"<td class='l {'bad' if hard else 'warn'} wrap'>{_esc(txt)}</td>"
+            else:
+                cells += "<td class='l ok'>all met</td>"
         body.append(f"<tr><td>{trial}</td><td class='l'>{_esc(rid)}</td>{cells}</tr>")
     table = f"<div class='scroll'><table class='isoos'>{head}</tr>{''.join(body)}</table></div>"
     return (
@@ -1005,6 +1075,7 @@ __all__ = [
     "REPORT_NAME",
     "StudyRun",
     "TopRun",
+    "at_edges",
     "best_params",
     "best_so_far",
     "build_figures",

@@ -109,6 +109,7 @@ def make_study_run(
         row.update({f"c.{i}": v for i, v in enumerate(c)})
         row["objective"] = m["total_pnl"] if feasible else -1e12  # penalised: the report must not plot this
         row["secondary"] = m[secondary] if secondary else math.nan
+        row["reason"] = "" if feasible else "hard constraint broken: sharpe >= 0.3 (IS)"
         rows.append(row)
     df = pd.DataFrame(rows)
     df.to_parquet(run_dir / "trials.parquet")
@@ -127,10 +128,12 @@ def make_study_run(
             "full": {"total_pnl": 1.0, "sharpe": 1.0, "max_drawdown": -0.2, "n_trades": 42.0},
         }
         (runs / rid / "metrics.json").write_text(json.dumps(rec), encoding="utf-8")
-        top_runs.append({"trial": int(r["number"]), "run_id": rid})
+        top_runs.append(
+            {"trial": int(r["number"]), "run_id": rid, "c": [0.3 - 0.5 * sharpe, -1.0][: len(constraints)]}
+        )
     meta = {
         "study_id": "st_test", "backtest_id": "bt_spx_cta", "study_run_id": name, "method": "tpe",
-        "direction": "maximize", "primary": "total_pnl", "secondary": secondary, "seed": seed,
+        "direction": "maximize", "directions": ["maximize"], "primary": "total_pnl", "secondary": secondary, "seed": seed,
         "n_trials": n, "searched": SEARCHED, "fixed": {"lag": 1}, "constraints": constraints,
         "best_trial": best, "best_params": best_params, "top_runs": top_runs,
         "robustness_profile_id": "rp_default", "snapshot_hash": "0" * 16,
@@ -185,6 +188,12 @@ def test_numbers_against_plain_loops(runs: Path) -> None:
     # the best trial: the best feasible IS total_pnl, and its parameters ready to paste
     best_row = t[feas].loc[t[feas]["is.total_pnl"].idxmax()]
     assert sr.best_trial == int(best_row["number"])
+    exp_edges = [
+        s_["key"]
+        for s_ in SEARCHED
+        if s_["type"] in ("int", "float") and float(best_row[f"p.{s_['key']}"]) in (s_["low"], s_["high"])
+    ]
+    assert [e.split(" = ")[0] for e in rp.at_edges(sr)] == exp_edges
     rows = rp.paste_rows(sr)
     assert list(rows.columns) == list(rp.PARAM_COLUMNS)
     for s_ in SEARCHED:
@@ -334,3 +343,10 @@ def test_report_renders_offline_in_chromium(runs: Path) -> None:
     best = t[t["number"] == sr.best_trial].iloc[0]
     win = next(ln.split("\t") for ln in lines[1:] if ln.split("\t")[3] == "window")
     assert int(float(win[-1])) == int(best["p.window"])
+    # the top runs' full-run constraint checks (study.json top_runs c): met or broken, as written
+    meta = json.loads((d / "study.json").read_text())
+    met = sum(all(x <= 0 for x in r["c"]) for r in meta["top_runs"])
+    assert (
+        text.count("all met</td>") == met
+        and text.count("broken: sharpe &gt;= 0.3 (IS, hard)") == len(meta["top_runs"]) - met
+    )
