@@ -118,7 +118,8 @@ class RobustnessRun:
 
     @property
     def run_id(self) -> str:
-        return self.run_dir.name
+        """summary.json's run_id (the runner draws the page inside its temp folder), else the folder name."""
+        return str(self.summary.get("run_id") or self.run_dir.name)
 
     def entry(self, test_id: str) -> TestEntry | None:
         return next((t for t in self.tests if t.test_id == test_id), None)
@@ -559,6 +560,16 @@ def drift_figure(folds: pd.DataFrame) -> Any | None:
     return _base(fig, 300)
 
 
+def _purge_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """split x side rows, one column per (metric, variant)."""
+    idx = [c for c in ("split", "side") if c in table]
+    wide = table.pivot_table(
+        index=idx, columns=["metric", "variant"], values="value", aggfunc="first", sort=False
+    )
+    wide.columns = [f"{m} {v}" for m, v in wide.columns]
+    return wide.reset_index()
+
+
 def regimes_frame(table: pd.DataFrame) -> pd.DataFrame:
     """regime_kind x regime rows, one column per metric (the regime table)."""
     return table.pivot_table(
@@ -580,18 +591,34 @@ def regimes_figure(table: pd.DataFrame) -> Any:
 
 
 def cost_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
-    """Each metric against the cost multiple; zero line and the break-even multiple marked."""
+    """Net PnL (with gross and costs) and Sharpe against the cost multiple; zero line and each panel's
+    break-even multiple (net PnL = 0, Sharpe = 0) dashed and labelled. Other metrics get a panel each
+    only when neither PnL nor Sharpe is there."""
     from plotly.subplots import make_subplots
 
-    metrics = list(dict.fromkeys(table["metric"]))
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.1)
-    be = _num(numbers, "break_even_multiple", "break_even", "breakeven_multiple")
-    for i, m in enumerate(metrics, start=1):
-        s = table[table["metric"] == m].sort_values("multiple")
-        fig.add_scatter(
-            x=s["multiple"], y=s["value"], mode="lines+markers", name=m, showlegend=False,
-            line=dict(color="#2456a6"), row=1, col=i,
-        )  # fmt: skip
+    have = list(dict.fromkeys(table["metric"]))
+    be_pnl = _num(numbers, "break_even_multiple", "break_even", "breakeven_multiple")
+    be_sharpe = _num(numbers, "break_even_sharpe_multiple") or be_pnl
+    panels: list[tuple[str, list[tuple[str, str, str, float]], float | None]] = []
+    if "total_pnl" in have:
+        lines = [("total_pnl", "net PnL", "#2456a6", 1.0)]
+        lines += [(m, lab, c, sg) for m, lab, c, sg in (("gross_pnl", "gross PnL", "#8aa6d6", 1.0),
+                  ("total_costs", "costs (negative)", "#d17b00", -1.0)) if m in have]  # fmt: skip
+        panels.append(("net PnL", lines, be_pnl))
+    if "sharpe" in have:
+        panels.append(("Sharpe", [("sharpe", "Sharpe", "#2456a6", 1.0)], be_sharpe))
+    if not panels:
+        panels = [(m, [(m, m, "#2456a6", 1.0)], be_pnl) for m in have]
+    fig = make_subplots(
+        rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.1
+    )
+    for i, (_, lines, be) in enumerate(panels, start=1):
+        for m, lab, colour, sign in lines:
+            s = table[table["metric"] == m].sort_values("multiple")
+            fig.add_scatter(
+                x=s["multiple"], y=sign * s["value"].astype(float), mode="lines+markers", name=lab,
+                showlegend=len(lines) > 1, line=dict(color=colour), row=1, col=i,
+            )  # fmt: skip
         fig.add_hline(y=0, line=dict(color="#333", width=1), row=1, col=i)
         fig.update_xaxes(title_text="cost multiple (x configured)", row=1, col=i)
         if be is not None:
@@ -601,7 +628,45 @@ def cost_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
                 yref=f"y{i if i > 1 else ''} domain", showarrow=False, xanchor="left", xshift=4,
                 font=dict(color="#b3261e", size=11),
             )  # fmt: skip
-    return _base(fig, 320)
+    return _base(fig, 330)
+
+
+def purge_figure(table: pd.DataFrame) -> Any:
+    """Test-side Sharpe (or the first metric) per split, raw vs purged/embargoed: a drop = the raw split leaked."""
+    import plotly.graph_objects as go
+
+    t = table[table["side"] == "test"] if "side" in table else table
+    metric = "sharpe" if (t["metric"] == "sharpe").any() else str(t["metric"].iloc[0])
+    t = t[t["metric"] == metric]
+    fig = go.Figure()
+    for variant, colour in zip(dict.fromkeys(t["variant"]), ("#9aa3b2", "#2456a6", "#d17b00"), strict=False):
+        g = t[t["variant"] == variant]
+        fig.add_bar(x=g["split"], y=g["value"].astype(float), name=str(variant), marker_color=colour)
+    fig.update_yaxes(title_text=f"test {metric}")
+    return _base(fig, 320, barmode="group")
+
+
+def degradation_figure(table: pd.DataFrame) -> Any:
+    """CSCV: the IS-best trial's OOS metric against its IS metric per split, with the OLS line."""
+    import plotly.graph_objects as go
+
+    x, y = table["is_metric"].to_numpy(dtype=float), table["oos_metric"].to_numpy(dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    fig = go.Figure(
+        go.Scattergl(
+            x=x[ok], y=y[ok], mode="markers", name="splits", marker=dict(size=5, color="#2456a6", opacity=0.5)
+        )
+    )
+    if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
+        slope, icpt = np.polyfit(x[ok], y[ok], 1)
+        xs = np.array([x[ok].min(), x[ok].max()])
+        fig.add_scatter(
+            x=xs, y=icpt + slope * xs, mode="lines", name=f"OLS slope {slope:.2f}", line=dict(color="#b3261e")
+        )
+    fig.add_hline(y=0, line=dict(color="#333", width=1))
+    fig.update_xaxes(title_text="IS metric of the IS-best trial")
+    fig.update_yaxes(title_text="its OOS metric")
+    return _base(fig, 340)
 
 
 def pbo_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
@@ -662,7 +727,7 @@ def _missing(what: str) -> str:
 def _figure_or_note(build: Callable[[], str], test_id: str) -> str:
     try:
         return build()
-    except (KeyError, ValueError, TypeError, IndexError) as e:
+    except Exception as e:  # any shape the page does not know: say so in the section, draw the rest
         return _missing(f"{test_id}: figure not drawn, the table does not have the expected shape ({e!r})")
 
 
@@ -689,7 +754,7 @@ def _body(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
         return "".join(parts)
     if t is None:
         if e.table:
-            return _missing(f"table {e.table} is missing or unreadable in {run.run_dir.name}/: no figure")
+            return _missing(f"table {e.table} is missing or unreadable in {run.run_id}/: no figure")
         return ""
     builders: dict[str, Callable[[], str]] = {
         "block_bootstrap": lambda: page.div(tid, bootstrap_figure(t, e.numbers)),
@@ -701,7 +766,11 @@ def _body(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
         ),
         "regimes": lambda: page.div(tid, regimes_figure(t)) + _frame_table(regimes_frame(t), cls="regimes"),
         "cost_sensitivity": lambda: page.div(tid, cost_figure(t, e.numbers)),
-        "multiple_testing": lambda: page.div(tid, pbo_figure(t, e.numbers)),
+        "multiple_testing": lambda: (
+            page.div(tid, pbo_figure(t, e.numbers))
+            + (page.div(tid, degradation_figure(t)) if {"is_metric", "oos_metric"} <= set(t.columns) else "")
+        ),
+        "purge_embargo": lambda: page.div(tid, purge_figure(t)) + _frame_table(_purge_frame(t), cls="purge"),
         "is_oos_gap": lambda: page.div(tid, gap_figure(t)) + _frame_table(t),
     }
     build = builders.get(tid, lambda: _frame_table(t))
@@ -807,9 +876,20 @@ def render_report(run: RobustnessRun) -> str:
         ("backtest", s.get("backtest_id", "?")),
         ("params tested", params),
         ("study run", s.get("study_run_id") or "none"),
+        ("primary metric", s.get("primary") or "–"),
+        ("snapshot", s.get("snapshot_hash") or "–"),
         ("total time", f"{s['seconds']:.1f} s" if isinstance(s.get("seconds"), int | float) else "–"),
     ]
     kv = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in setup)
+    notes = s.get("notes") or []
+    if isinstance(notes, str):
+        notes = [notes]
+    if notes:
+        kv += (
+            "<tr><td>notes</td><td><ul class='notes'>"
+            + "".join(f"<li>{_esc(n)}</li>" for n in notes)
+            + "</ul></td></tr>"
+        )
     counts = {lvl: sum(1 for e in run.tests if e.status == "ok" and e.level == lvl) for lvl in LEVEL_COLOURS}
     other = {st: sum(1 for e in run.tests if e.status == st) for st in STATUS_COLOURS}
     tally = " · ".join(f"{n} {k}" for k, n in {**counts, **other}.items() if n)

@@ -45,9 +45,11 @@ def test_notebook_shows_a_given_run(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     for t in summary["tests"]:  # the summary table lists every test and its level or status
         assert f">{t['test_id']}<" in html, t["test_id"]
         assert t["verdict"]["text"].replace("<", "&lt;").replace(">", "&gt;") in html
-    # one figure per ok test with a table, and walk-forward's two (equity, parameter drift)
+    # one figure per ok test with a table, plus walk-forward's parameter drift and the CSCV degradation
     ok = [t for t in summary["tests"] if t["status"] == "ok" and t["table"]]
     plots = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(plots) == len(ok) + 1, [list(o.get("data", {})) for o in outputs]
+    assert len(plots) == len(ok) + 2, [list(o.get("data", {})) for o in outputs]
     names = [line for line in text.splitlines() if line.startswith("fig-")]
-    assert sorted(names) == sorted([f"fig-{t['test_id']}-1" for t in ok] + ["fig-walk_forward-2"])
+    assert sorted(names) == sorted(
+        [f"fig-{t['test_id']}-1" for t in ok] + ["fig-walk_forward-2", "fig-multiple_testing-2"]
+    )

@@ -37,6 +37,7 @@ FAST = [5, 10, 15, 20, 30, 40]
 SLOW = [50, 80, 110, 140, 170, 200]
 TESTED = {"fast": 20, "slow": 110}
 LAGS = list(range(-5, 6))
+PURGE = 5
 COST = 0.025  # per unit of turnover at 1x (a slow trend: about 21 position changes in 1600 days)
 MULTIPLES = [0.0, 1.0, 2.0, 3.0]
 
@@ -78,7 +79,9 @@ def _entry(
         "test_id": test_id,
         "status": "ok",
         "verdict": verdict,
-        "numbers": numbers,
+        "numbers": {
+            k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in numbers.items()
+        },
         "seconds": 0.1,
         "table": table,
         "note": None,
@@ -136,24 +139,26 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
         folds.append(
             {
                 "fold": k + 1,
-                "train_start": dates[0],
-                "train_end": dates[te0 - 1],
-                "test_start": dates[te0],
-                "test_end": dates[te1 - 1],
+                "train_start": str(dates[0].date()),
+                "train_end": str(dates[te0 - 1].date()),
+                "test_start": str(dates[te0].date()),
+                "test_end": str(dates[te1 - 1].date()),
+                "purge": 0,
                 "params": json.dumps({"fast": best, "slow": TESTED["slow"]}),
                 "is_sharpe": scores[best],
                 "oos_sharpe": float(stats.sharpe(full[te0:te1], A)),
+                "test_days": te1 - te0,
             }
         )
     oos = np.concatenate(pieces)
-    eq = pd.DataFrame({"date": dates[800:1600], "equity": 1e6 * np.cumprod(1 + oos)})
+    eq = pd.DataFrame({"date": dates[800:1600], "equity": 1e6 * np.cumprod(1 + oos), "return": oos})
     put("walk_forward_equity.parquet", eq)
     s_wf = float(stats.sharpe(oos, A))
     tests.append(
         _entry(
             "walk_forward",
             _verdict(s_wf > 0, f"stitched out-of-sample Sharpe {s_wf:.2f} over 4 folds"),
-            {"oos_sharpe": s_wf, "folds": 4},
+            {"stitched_sharpe": s_wf, "folds": 4, "metric": "sharpe"},
             put("walk_forward.parquet", pd.DataFrame(folds)),
         )
     )
@@ -211,8 +216,8 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
     trials = {(f, s): _strategy(r, f, s, COST) for f in FAST for s in SLOW}
     grid = np.array([[float(stats.sharpe(trials[(f, s)], A)) for s in SLOW] for f in FAST])
     st = stats.stability_score(grid)
-    one = [("fast", f, "sharpe", grid[FAST.index(f), SLOW.index(TESTED["slow"])]) for f in FAST]
-    one += [("slow", s, "sharpe", grid[FAST.index(TESTED["fast"]), SLOW.index(s)]) for s in SLOW]
+    one = [("fast", f, "sharpe", "is", grid[FAST.index(f), SLOW.index(TESTED["slow"])]) for f in FAST]
+    one += [("slow", s, "sharpe", "is", grid[FAST.index(TESTED["fast"]), SLOW.index(s)]) for s in SLOW]
     v = stats.verdict_stability(st)
     s_nums = {"stability_score": st.score, "plateau_share": st.plateau_share}
     tests.append(
@@ -220,7 +225,10 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
             "sensitivity_1d",
             _verdict(v.passed, v.text),
             s_nums,
-            put("sensitivity_1d.parquet", pd.DataFrame(one, columns=["param", "value", "metric", "score"])),
+            put(
+                "sensitivity_1d.parquet",
+                pd.DataFrame(one, columns=["param", "value", "metric", "segment", "score"]),
+            ),
         )
     )
     two = pd.DataFrame(
@@ -261,16 +269,23 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
     cs = []
     for mult in MULTIPLES:
         x = _strategy(r, TESTED["fast"], TESTED["slow"], COST * mult)
+        gross = _strategy(r, TESTED["fast"], TESTED["slow"])
         cs += [(mult, "sharpe", float(stats.sharpe(x, A))), (mult, "total_pnl", float(1e6 * x.sum()))]
+        cs += [
+            (mult, "gross_pnl", float(1e6 * gross.sum())),
+            (mult, "total_costs", float(1e6 * (gross - x).sum())),
+        ]
     cs_t = pd.DataFrame(cs, columns=["multiple", "metric", "value"])
-    be = stats.break_even_cost([(m, v) for m, k, v in cs if k == "sharpe"])
+    be = stats.break_even_cost([(m, v) for m, k, v in cs if k == "total_pnl"])
+    be_s = stats.break_even_cost([(m, v) for m, k, v in cs if k == "sharpe"])
     v = stats.verdict_break_even(be)
     tests.append(
         _entry(
             "cost_sensitivity",
             _verdict(v.passed, v.text),
             {
-                "break_even_multiple": be.multiple if be.multiple is not None else float("nan"),
+                "break_even_multiple": be.multiple,
+                "break_even_sharpe_multiple": be_s.multiple,
                 "status": be.status,
             },
             put("cost_sensitivity.parquet", cs_t),
@@ -300,29 +315,54 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
             mt_nums,
             put(
                 "multiple_testing.parquet",
-                pd.DataFrame({"split": range(mt.pbo.n_splits), "logit": mt.pbo.logits}),
+                pd.DataFrame(
+                    {
+                        "split": range(mt.pbo.n_splits),
+                        "logit": mt.pbo.logits,
+                        "is_metric": mt.pbo.is_metric,
+                        "oos_metric": mt.pbo.oos_metric,
+                    }
+                ),
             ),
         )
     )
+    # purge_embargo: each split's test window with its first PURGE days dropped (positions opened before it)
+    pe = []
+    for split, (c, d) in {
+        "is_oos": (cut, t),
+        **{f"fold_{k + 1}": (800 + 200 * k, 1000 + 200 * k) for k in range(4)},
+    }.items():
+        for variant, a in (("raw", c), ("purged", c + PURGE)):
+            pe.append((split, variant, "test", "sharpe", float(stats.sharpe(strat[a:d], A))))
+            pe.append(
+                (
+                    split,
+                    variant,
+                    "train",
+                    "sharpe",
+                    float(stats.sharpe(strat[: c - (PURGE if variant == "purged" else 0)], A)),
+                )
+            )
+    pe_t = pd.DataFrame(pe, columns=["split", "variant", "side", "metric", "value"])
     tests.append(
-        {
-            "test_id": "purge_embargo",
-            "status": "skipped",
-            "verdict": {"level": "info", "text": "not run"},
-            "numbers": {},
-            "seconds": 0.0,
-            "table": None,
-            "note": "disabled in this profile",
-        }
+        _entry(
+            "purge_embargo",
+            _verdict(None, f"test Sharpe with {PURGE} purged days next to the unpurged one, per split"),
+            {"purge_days": PURGE, "embargo_days": 0},
+            put("purge_embargo.parquet", pe_t),
+        )
     )
     summary = {
+        "run_id": run_dir.name,
         "target": "bt_sim_cross",
         "target_type": "backtest",
         "profile": "rb_test",
         "backtest_id": "bt_sim_cross",
         "params": dict(TESTED),
         "study_run_id": None,
+        "primary": "sharpe",
         "seconds": 3.2,
+        "notes": ["simulated: a moving-average crossover on a simulated price"],
         "tests": tests,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
@@ -436,7 +476,8 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
     b = _page(browser)
     ids = b.open(path)
     # one figure per test with a table, two for walk-forward (equity, parameter drift), one heatmap per pair
-    expected = {f"fig-{t}-1" for t, e in by_id.items() if e["status"] == "ok"} | {"fig-walk_forward-2"}
+    expected = {f"fig-{t}-1" for t, e in by_id.items() if e["status"] == "ok"}
+    expected |= {"fig-walk_forward-2", "fig-multiple_testing-2"}  # the parameter drift, the CSCV degradation
     assert set(ids) == expected, sorted(ids)
     for fid in ids:
         f = b.fig(fid)
@@ -526,17 +567,22 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
     ]
     assert "warning" in marks and "ok" in marks  # the fixture exercises both
 
-    # cost sensitivity: break-even at the linear interpolation computed here
+    # cost sensitivity: each panel's break-even (net PnL, Sharpe) at the linear interpolation computed here
     cs = pd.read_parquet(run_dir / "cost_sensitivity.parquet")
-    sh = cs[cs["metric"] == "sharpe"].sort_values("multiple")
-    m, v = sh["multiple"].to_numpy(), sh["value"].to_numpy()
-    k = next(i for i in range(len(v) - 1) if v[i] > 0 >= v[i + 1])
-    be = m[k] + v[k] / (v[k] - v[k + 1]) * (m[k + 1] - m[k])
     f = b.fig("fig-cost_sensitivity-1")
-    assert [s["x0"] for s in f["shapes"] if s["type"] == "line" and s.get("x0") == s.get("x1")][:1] == [
-        pytest.approx(be)
-    ]
-    assert any(a == f"break-even {be:.2f}x" for a in f["annotations"])
+    vlines = [s["x0"] for s in f["shapes"] if s["type"] == "line" and s.get("x0") == s.get("x1")]
+    want_be = []
+    for metric in ("total_pnl", "sharpe"):
+        sh = cs[cs["metric"] == metric].sort_values("multiple")
+        m, v = sh["multiple"].to_numpy(), sh["value"].to_numpy()
+        k = next(i for i in range(len(v) - 1) if v[i] > 0 >= v[i + 1])
+        want_be.append(m[k] + v[k] / (v[k] - v[k + 1]) * (m[k + 1] - m[k]))
+        assert f"break-even {want_be[-1]:.2f}x" in f["annotations"]
+    assert vlines == pytest.approx(want_be)
+    costs = next(
+        d for d in f["data"] if d["y"] is not None and len(d["y"]) == 4 and d["y"][0] == 0
+    )  # 0 at 0x
+    assert costs["y"] == pytest.approx(-cs[cs["metric"] == "total_costs"].sort_values("multiple")["value"])
 
     # bootstrap: the CI band of each statistic is the percentile interval of its draws
     boot = pd.read_parquet(run_dir / "block_bootstrap.parquet")
@@ -560,12 +606,18 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
     # the regime table: one row per regime with its Sharpe and its days
     reg_rows = b.page.evaluate("() => document.querySelectorAll('table.regimes tr').length - 1")
     assert reg_rows == len(set(dates.year)) + 3
-    assert (
-        b.page.evaluate("() => document.querySelector('#sec-purge_embargo').textContent").count(
-            "disabled in this profile"
-        )
-        == 1
-    )
+    # purge/embargo: raw vs purged test Sharpe per split, each recomputed here on the test window
+    f = b.fig("fig-purge_embargo-1")
+    cut = int(0.7 * r.size)
+    windows = {
+        "is_oos": (cut, r.size),
+        **{f"fold_{k + 1}": (800 + 200 * k, 1000 + 200 * k) for k in range(4)},
+    }
+    for trace, shift in zip(f["data"], (0, PURGE), strict=True):
+        assert trace["x"] == list(windows)
+        for (c, d), y in zip(windows.values(), trace["y"], strict=True):
+            x = net[c + shift : d]
+            assert y == pytest.approx(x.mean() / x.std(ddof=1) * np.sqrt(A), rel=1e-9)
     shot = b.shot("robustness_report.png")
     assert shot.stat().st_size > 80_000
     assert not b.errors, b.errors
