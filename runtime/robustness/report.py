@@ -609,9 +609,7 @@ def cost_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
         panels.append(("Sharpe", [("sharpe", "Sharpe", "#2456a6", 1.0)], be_sharpe))
     if not panels:
         panels = [(m, [(m, m, "#2456a6", 1.0)], be_pnl) for m in have]
-    fig = make_subplots(
-        rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.1
-    )
+    fig = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.1)
     for i, (_, lines, be) in enumerate(panels, start=1):
         for m, lab, colour, sign in lines:
             s = table[table["metric"] == m].sort_values("multiple")
@@ -621,6 +619,7 @@ def cost_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
             )  # fmt: skip
         fig.add_hline(y=0, line=dict(color="#333", width=1), row=1, col=i)
         fig.update_xaxes(title_text="cost multiple (x configured)", row=1, col=i)
+        fig.update_yaxes(title_text=panels[i - 1][0], row=1, col=i)
         if be is not None:
             fig.add_vline(x=be, line=dict(color="#b3261e", dash="dash", width=1.8), row=1, col=i)
             fig.add_annotation(
@@ -653,7 +652,7 @@ def degradation_figure(table: pd.DataFrame) -> Any:
     x, y = table["is_metric"].to_numpy(dtype=float), table["oos_metric"].to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     fig = go.Figure(
-        go.Scattergl(
+        go.Scatter(
             x=x[ok], y=y[ok], mode="markers", name="splits", marker=dict(size=5, color="#2456a6", opacity=0.5)
         )
     )
