@@ -111,6 +111,7 @@ def validate_workbook(
         _strategies,
         _backtests,
         _params,
+        _robustness,
         _reporting,
     ):
         stage(rows, rep, ctx)
@@ -758,6 +759,29 @@ def _params(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
                 "default_value_if_not_optimized",
                 "a parameter that is not optimised needs its fixed value",
                 "enter it, or put X in optimize_flag",
+            )
+
+
+def _robustness(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    """ROBUSTNESS.param_json: every key known to its test and every value valid (the runner's own check)."""
+    rob = rows.get("ROBUSTNESS", [])
+    if not rob:
+        return
+    from runtime.robustness.contracts import check_test_params
+
+    for r in rob:
+        tid = r.get("test_id")
+        if not tid:
+            continue
+        _, problems = check_test_params(tid, r.get("param_json"))
+        for key, msg in problems:
+            col = "test_id" if key == "test_id" else "param_json"
+            rep.at(
+                "ROBUSTNESS",
+                r,
+                col,
+                msg,
+                "correct param_json (keys per test: design/ROBUSTNESS.md section 11)",
             )
 
 
