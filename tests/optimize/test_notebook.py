@@ -53,6 +53,11 @@ def test_optimization_notebook_and_report(project: Project, monkeypatch: pytest.
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "def " not in code and "class " not in code  # thin runner
 
+    # REPORTING rep_study of the template: pareto_plot TRUE, leaderboard_top_n 20; no row -> the defaults
+    from runtime.optimize.report import report_options
+
+    assert report_options(project.snapshot, "st_spx_cta") == {"pareto_plot": True, "top_n": 20}
+    assert report_options(project.snapshot, "no_such_study") == {"pareto_plot": True, "top_n": 20}
     # the report's numbers, from the files with pandas
     t = pd.read_parquet(run_dir / "trials.parquet")
     meta = json.loads((run_dir / "study.json").read_text(encoding="utf-8"))

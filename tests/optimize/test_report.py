@@ -261,6 +261,14 @@ def test_degenerate_studies_still_render(runs: Path) -> None:
     shutil.rmtree(runs / meta["top_runs"][0]["run_id"])
     page3 = rp.render_report(rp.load_study_run(d3))
     assert meta["top_runs"][0]["run_id"] in page3 and "fig-isoos" in page3
+    # two objectives (nsga2): the senses come from study.json directions; one: the metric's natural sense
+    meta4 = {**json.loads((d2 / "study.json").read_text()), "secondary": "max_drawdown"}
+    assert rp.StudyRun(d2, meta4, pd.DataFrame()).senses == (
+        1.0,
+        -1.0,
+    )  # a drawdown fraction: lower is better
+    meta4["directions"] = ["minimize", "maximize"]
+    assert rp.StudyRun(d2, meta4, pd.DataFrame()).senses == (-1.0, 1.0)
     # not a study folder: a user error with a fix
     with pytest.raises(UserError, match="fix: run `backtest optimize"):
         rp.load_study_run(runs)
