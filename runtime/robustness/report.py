@@ -79,6 +79,23 @@ NUMBER_LABELS = {
     "stability_score": "stability score",
     "plateau_share": "plateau share",
 }
+#: scale-free engine metrics drawn side by side in the IS/OOS figure
+GAP_METRICS = ("sharpe", "sortino", "calmar", "cagr", "volatility", "max_drawdown", "win_rate", "exposure")
+#: the numbers the summary row shows first, per test (others follow, run settings last)
+KEY_NUMBERS = {
+    "is_oos_gap": ("is_sharpe", "oos_sharpe", "ratio", "percentile"),
+    "walk_forward": ("stitched_sharpe", "stitched_sharpe_low", "stitched_sharpe_high", "oos_sharpe"),
+    "purge_embargo": ("oos_sharpe_raw", "oos_sharpe_purged", "mean_test_sharpe_change"),
+    "block_bootstrap": ("sharpe", "sharpe_low", "sharpe_high", "prob_sharpe_le_0"),
+    "placebo_shuffle": ("real", "pvalue", "percentile"),
+    "lag_sweep": ("peak_lag", "sharpe_lag0", "sharpe_lag1"),
+    "sensitivity_1d": ("stability_score",),
+    "sensitivity_2d": ("stability_score", "plateau_share"),
+    "cost_sensitivity": ("break_even_multiple", "break_even_sharpe_multiple"),
+    "multiple_testing": ("psr", "dsr", "pbo", "spa_p", "min_trl_years"),
+}
+#: run settings echoed in the numbers: never a "key number"
+SETTINGS = {"n", "seed", "level", "block", "tol", "points", "min", "max", "segment", "metric", "folds", "S"}
 FIG_CONFIG = {"displaylogo": False, "responsive": True}
 
 EXTRA_CSS = """
@@ -219,6 +236,10 @@ def _num(numbers: dict[str, Any], *names: str) -> float | None:
     return None
 
 
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
 def _label(name: str) -> str:
     return NUMBER_LABELS.get(name, name.replace("_", " "))
 
@@ -259,7 +280,9 @@ def _frame_table(df: pd.DataFrame, max_rows: int = 60, cls: str = "") -> str:
 
 
 def _key_numbers(e: TestEntry, k: int = 4) -> str:
-    items = [(n, v) for n, v in e.numbers.items() if not isinstance(v, str)][:k]
+    first = [n for n in KEY_NUMBERS.get(e.test_id, ()) if n in e.numbers]
+    rest = [n for n in e.numbers if n not in first and n not in SETTINGS]
+    items = [(n, e.numbers[n]) for n in [*first, *rest] if not isinstance(e.numbers[n], str | None)][:k]
     return ", ".join(f"{_label(n)} {fmt_number(v)}" for n, v in items)
 
 
@@ -479,7 +502,7 @@ def sensitivity_1d_figure(table: pd.DataFrame, numbers: dict[str, Any], params: 
 
 
 def sensitivity_2d_figures(table: pd.DataFrame, numbers: dict[str, Any], params: dict[str, Any]) -> list[Any]:
-    """One heatmap per parameter pair (x, y -> metric); the tested binding marked with a cross."""
+    """One heatmap per parameter pair (x, y -> metric); the tested binding crossed, the grid's best starred."""
     import plotly.graph_objects as go
 
     zcol, mname = _metric_col(table, ("value", "score"))
@@ -494,22 +517,37 @@ def sensitivity_2d_figures(table: pd.DataFrame, numbers: dict[str, Any], params:
         grid = g.pivot_table(index="y", columns="x", values=zcol, aggfunc="mean").sort_index()
         grid = grid.reindex(sorted(grid.columns), axis=1)
         z = grid.to_numpy(dtype=float)
+        # numeric parameters on numeric axes, so a tested value between grid points is drawn where it is
+        numeric = all(_is_num(v) for v in [*grid.columns, *grid.index])
+        label: Callable[[Any], Any] = (lambda v: float(v)) if numeric else fmt_number
         fig = go.Figure(
             go.Heatmap(
-                z=z, x=[fmt_number(v) for v in grid.columns], y=[fmt_number(v) for v in grid.index],
+                z=z, x=[label(v) for v in grid.columns], y=[label(v) for v in grid.index],
                 colorscale="RdYlGn", zmid=0 if np.nanmin(z) < 0 < np.nanmax(z) else None,
                 colorbar=dict(title=str(g[mname].iloc[0]) if mname else "metric"),
                 hovertemplate=f"{xp} %{{x}}, {yp} %{{y}}: %{{z:.3g}}<extra></extra>",
             )
         )  # fmt: skip
         tx, ty = params.get(str(xp)), params.get(str(yp))
-        if tx is not None and ty is not None:
+        if tx is not None and ty is not None and (not numeric or (_is_num(tx) and _is_num(ty))):
             fig.add_scatter(
-                x=[fmt_number(tx)], y=[fmt_number(ty)], mode="markers", name="tested",
+                x=[label(tx)], y=[label(ty)], mode="markers", name="tested",
                 marker=dict(symbol="x", size=14, color="#1d2330", line=dict(width=1, color="#fff")),
             )  # fmt: skip
-        fig.update_xaxes(title_text=str(xp), type="category")
-        fig.update_yaxes(title_text=str(yp), type="category")
+        bx, by = numbers.get("best_x"), numbers.get("best_y")
+        if (
+            len(groups) == 1
+            and bx is not None
+            and by is not None
+            and (not numeric or (_is_num(bx) and _is_num(by)))
+        ):
+            fig.add_scatter(
+                x=[label(bx)], y=[label(by)], mode="markers", name="best",
+                marker=dict(symbol="star", size=15, color="#ffd400", line=dict(width=1, color="#1d2330")),
+            )  # fmt: skip
+        kind = "linear" if numeric else "category"
+        fig.update_xaxes(title_text=str(xp), type=kind)
+        fig.update_yaxes(title_text=str(yp), type=kind)
         figs.append(_base(fig, 380, title=dict(text=f"{xp} x {yp}", font=dict(size=13)), showlegend=False))
     return figs
 
@@ -536,10 +574,8 @@ def walk_forward_figure(folds: pd.DataFrame | None, equity: pd.DataFrame) -> Any
     return _base(fig, 380, hovermode="x unified")
 
 
-def drift_figure(folds: pd.DataFrame) -> Any | None:
-    """Each re-optimised numeric parameter across folds (jumps = the optimum is noise)."""
-    import plotly.graph_objects as go
-
+def drift_frame(folds: pd.DataFrame) -> pd.DataFrame:
+    """fold x parameter: the numeric values each fold chose (from the params JSON)."""
     rows = []
     for f in folds.itertuples(index=False):
         p = f.params
@@ -547,26 +583,37 @@ def drift_figure(folds: pd.DataFrame) -> Any | None:
             d = json.loads(p) if isinstance(p, str) else dict(p)
         except (TypeError, ValueError):
             continue
-        rows.append({"fold": f.fold, **{k: v for k, v in d.items() if isinstance(v, int | float)}})
-    df = pd.DataFrame(rows)
-    names = [c for c in df.columns if c != "fold"]
+        rows.append({"fold": f.fold, **{k: v for k, v in d.items() if _is_num(v)}})
+    return pd.DataFrame(rows)
+
+
+def drift_figure(folds: pd.DataFrame) -> Any | None:
+    """Each re-optimised parameter that changed across folds, one panel each (jumps = the optimum is noise).
+    None when no parameter changed (fixed parameters, or the same winner every fold)."""
+    from plotly.subplots import make_subplots
+
+    df = drift_frame(folds)
+    names = [c for c in df.columns if c != "fold" and df[c].nunique(dropna=True) > 1]
     if not names:
         return None
-    fig = go.Figure()
-    for n in names:
-        fig.add_scatter(x=df["fold"], y=df[n], mode="lines+markers", name=n)
-    fig.update_xaxes(title_text="fold", dtick=1)
-    fig.update_yaxes(title_text="chosen value")
-    return _base(fig, 300)
+    r, c = _cols(len(names), 4)
+    fig = make_subplots(rows=r, cols=c, subplot_titles=names, horizontal_spacing=0.07)
+    for i, n in enumerate(names):
+        fig.add_scatter(
+            x=df["fold"], y=df[n], mode="lines+markers", name=n, showlegend=False, line=dict(color="#2456a6"),
+            row=i // c + 1, col=i % c + 1,
+        )  # fmt: skip
+        fig.update_xaxes(title_text="fold", dtick=1, row=i // c + 1, col=i % c + 1)
+    return _base(fig, 260 * r, showlegend=False)
 
 
 def _purge_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """split x side rows, one column per (metric, variant)."""
-    idx = [c for c in ("split", "side") if c in table]
-    wide = table.pivot_table(
-        index=idx, columns=["metric", "variant"], values="value", aggfunc="first", sort=False
-    )
-    wide.columns = [f"{m} {v}" for m, v in wide.columns]
+    """(split, side, metric) rows, one column per variant (raw, purged) and the change purged - raw."""
+    idx = [c for c in ("split", "side", "metric") if c in table]
+    wide = table.pivot_table(index=idx, columns="variant", values="value", aggfunc="first", sort=False)
+    wide.columns = [str(c) for c in wide.columns]
+    if {"raw", "purged"} <= set(wide.columns):
+        wide["change"] = wide["purged"] - wide["raw"]
     return wide.reset_index()
 
 
@@ -693,12 +740,15 @@ def pbo_figure(table: pd.DataFrame, numbers: dict[str, Any]) -> Any:
 
 
 def gap_figure(table: pd.DataFrame) -> Any:
-    """IS and OOS side by side per metric."""
+    """IS and OOS side by side for the scale-free metrics (ratios and shares: money and counts are only in
+    the table, they would flatten every other bar)."""
     import plotly.graph_objects as go
 
+    t = table[table["metric"].isin(GAP_METRICS)]
+    t = t if len(t) else table
     fig = go.Figure()
-    fig.add_bar(x=table["metric"], y=table["is"], name="IS", marker_color="#2456a6")
-    fig.add_bar(x=table["metric"], y=table["oos"], name="OOS", marker_color="#d17b00")
+    fig.add_bar(x=t["metric"], y=t["is"], name="IS", marker_color="#2456a6")
+    fig.add_bar(x=t["metric"], y=t["oos"], name="OOS", marker_color="#d17b00")
     return _base(fig, 300, barmode="group")
 
 
@@ -746,7 +796,10 @@ def _body(run: RobustnessRun, e: TestEntry, page: _Page) -> str:
 
             def folds() -> str:
                 d = drift_figure(t)
-                out = page.div(tid, d) if d is not None else ""
+                if d is not None:
+                    out = "<h2>Parameter drift across folds</h2>" + page.div(tid, d)
+                else:
+                    out = "<p class='notes'>The parameters are the same in every fold.</p>"
                 return out + _frame_table(t, cls="folds")
 
             parts.append(_figure_or_note(folds, tid))

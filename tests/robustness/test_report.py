@@ -38,6 +38,7 @@ SLOW = [50, 80, 110, 140, 170, 200]
 TESTED = {"fast": 20, "slow": 110}
 LAGS = list(range(-5, 6))
 PURGE = 5
+TRAIN = 300  # walk-forward training days (rolling)
 COST = 0.025  # per unit of turnover at 1x (a slow trend: about 21 position changes in 1600 days)
 MULTIPLES = [0.0, 1.0, 2.0, 3.0]
 
@@ -132,14 +133,15 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
     folds, pieces = [], []
     for k in range(4):
         te0, te1 = 800 + 200 * k, 800 + 200 * (k + 1)
-        scores = {f: float(stats.sharpe(_strategy(r[:te0], f, TESTED["slow"], COST), A)) for f in FAST}
+        tr0 = te0 - TRAIN  # rolling: the last TRAIN days before the test window
+        scores = {f: float(stats.sharpe(_strategy(r[:te0], f, TESTED["slow"], COST)[tr0:], A)) for f in FAST}
         best = max(scores, key=lambda f: scores[f])
         full = _strategy(r[:te1], best, TESTED["slow"], COST)
         pieces.append(full[te0:te1])
         folds.append(
             {
                 "fold": k + 1,
-                "train_start": str(dates[0].date()),
+                "train_start": str(dates[tr0].date()),
                 "train_end": str(dates[te0 - 1].date()),
                 "test_start": str(dates[te0].date()),
                 "test_end": str(dates[te1 - 1].date()),
@@ -240,7 +242,12 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
         columns=["x_param", "y_param", "x", "y", "value", "metric"],
     )
     tests.append(
-        _entry("sensitivity_2d", _verdict(v.passed, v.text), s_nums, put("sensitivity_2d.parquet", two))
+        _entry(
+            "sensitivity_2d",
+            _verdict(v.passed, v.text),
+            {**s_nums, "best_x": FAST[st.best_index[0]], "best_y": SLOW[st.best_index[1]]},
+            put("sensitivity_2d.parquet", two),
+        )
     )
 
     # regimes: calendar year and volatility tercile (trailing 20-day vol known the day before)
@@ -601,7 +608,9 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
         for j, sl in enumerate(SLOW):
             x = _strategy(r, fa, sl, COST)
             assert z[j, i] == pytest.approx(x.mean() / x.std(ddof=1) * np.sqrt(A), rel=1e-9)
-    assert f["data"][1]["x"] == [str(TESTED["fast"])] and f["data"][1]["y"] == [str(TESTED["slow"])]
+    assert f["data"][1]["x"] == [TESTED["fast"]] and f["data"][1]["y"] == [TESTED["slow"]]
+    j, i = np.unravel_index(np.argmax(z), z.shape)  # the best cell, starred
+    assert f["data"][2]["x"] == [FAST[i]] and f["data"][2]["y"] == [SLOW[j]]
 
     # the regime table: one row per regime with its Sharpe and its days
     reg_rows = b.page.evaluate("() => document.querySelectorAll('table.regimes tr').length - 1")
