@@ -767,7 +767,7 @@ def _setup(sr: StudyRun) -> str:
             + (f" ({', '.join(f'{k} {v}' for k, v in states.items())})" if states else ""),
         ),
         ("robustness profile", m.get("robustness_profile_id") or "none"),
-        ("snapshot", m.get("snapshot_hash")),
+        ("snapshot", str(m.get("snapshot_hash") or "")[:16]),
     ]
     space = "".join(
         f"<tr><td class='l'>{_esc(s['key'])}</td><td class='l'>{_esc(s.get('scope'))}</td>"
