@@ -234,7 +234,7 @@ def _minute_of_day(stamps: np.ndarray, tz: str) -> np.ndarray:
 
 
 def custom_prices(
-    minute: Any, opn: np.ndarray, close_1m: np.ndarray, hhmm: str, tz: str, day_close: np.ndarray
+    minute: Any, opn: np.ndarray, hhmm: str, tz: str, day_close: np.ndarray
 ) -> tuple[np.ndarray, int]:
     """Per daily row of `minute.daily`: the open of the session's first traded 1m bar at or after `hhmm`
     (exchange time `tz`); a session with no such bar gets its last close (`day_close`). Returns the prices
@@ -289,7 +289,7 @@ def market_prices(cb: CompiledBacktest, grid: Grid, sources: Any) -> Prices:
         )
         if cb.custom_time is not None:
             tz = EXCHANGE_TZ.get(grid.calendar, "America/Chicago")
-            custom, n_fb = custom_prices(mg, o1, c1, cb.custom_time, tz, close)
+            custom, n_fb = custom_prices(mg, o1, cb.custom_time, tz, close)
             fb = n_fb
             if fb:
                 notes.append(

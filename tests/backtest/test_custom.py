@@ -60,10 +60,10 @@ def _table_minute_grid() -> tuple[Grid, np.ndarray, np.ndarray]:
 
 
 def test_table_1b_custom_fill_prices_and_pnl() -> None:
-    g, o, c = _table_minute_grid()
+    g, o, _ = _table_minute_grid()
     day_close = np.array([103, 107, 104, 106], dtype=float)
     day_open = np.array([100, 103, 107, 104], dtype=float)
-    custom, fallback = custom_prices(g, o, c, "09:00", "America/Chicago", day_close)
+    custom, fallback = custom_prices(g, o, "09:00", "America/Chicago", day_close)
     np.testing.assert_array_equal(custom, [102, 105, 106.5, 106])
     assert fallback == 1  # D3: no bar at or after 09:00
     col = ColumnSpec(ExecutionSpec("custom"), CostSpec())
