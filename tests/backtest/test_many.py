@@ -8,6 +8,7 @@ evaluations and the chunked kernel call must not change a single metric.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from pathlib import Path
@@ -291,3 +292,39 @@ def test_daily_sessions_of_an_intraday_instrument_with_custom_fills(demo: Projec
     many = run_param_sets(demo.snapshot, demo.paths, demo.reg, "bt_es_daily_custom", sets, returns=True)
     _assert_equal_runs(demo, "bt_es_daily_custom", many, sets)
     assert many.dates is not None and len(many.dates) == many.record(0)["full"]["n_days"]
+
+
+def _variant(p: Project, backtest_id: str, **cells: object) -> object:
+    """The demo snapshot with some BACKTESTS cells of one row changed (in memory; its own content hash)."""
+    rows = tuple(
+        dataclasses.replace(r, **cells) if r.backtest_id == backtest_id else r
+        for r in p.snapshot.rows("BACKTESTS")
+    )
+    return dataclasses.replace(
+        p.snapshot,
+        sheets={**p.snapshot.sheets, "BACKTESTS": rows},
+        content_hash=p.snapshot.content_hash + "-" + "-".join(f"{k}={v}" for k, v in cells.items()),
+    )
+
+
+def test_weekly_rebalance_and_capital_groups_equal_single_runs(demo: Project) -> None:
+    """rebalance_rule weekly (non-deciding rows frozen) and two capitals (two kernel calls) in one call vs
+    run_backtest's evaluate_run per set on the same variant snapshot (nothing written)."""
+    from runtime.backtest.compile import compile_backtest
+    from runtime.backtest.run import evaluate_run
+
+    snap = _variant(demo, "bt_spx_cta", rebalance_rule="weekly")
+    sets = [{"window": 65}, {"window": 65, "backtest.initial_capital": 400_000}, {"vix_high.threshold": 24}]
+    many = run_param_sets(snap, demo.paths, demo.reg, "bt_spx_cta", sets, chunk=2)  # type: ignore[arg-type]
+    for k, s in enumerate(sets):
+        cb = compile_backtest(snap, "bt_spx_cta", s)  # type: ignore[arg-type]
+        ref = evaluate_run(snap, demo.paths, demo.reg, cb).result.metrics  # type: ignore[arg-type]
+        for seg in SEGMENTS:
+            for name, want in ref[seg].items():
+                got = many.record(k)[seg][name]
+                assert math.isclose(got, want, rel_tol=REL, abs_tol=1e-9) or (
+                    math.isnan(got) and math.isnan(want)
+                ), (k, seg, name, got, want)
+    # weekly really changes the run (a test that could not fail otherwise)
+    daily = run_param_sets(demo.snapshot, demo.paths, demo.reg, "bt_spx_cta", sets[:1])
+    assert daily.record(0)["full"]["n_trades"] != many.record(0)["full"]["n_trades"]
