@@ -163,8 +163,10 @@ def is_oos_gap(
 ) -> TestResult:
     """IS vs OOS metrics side by side, OOS/IS Sharpe and the OOS Sharpe's place in the IS bootstrap."""
     tid = "is_oos_gap"
-    if oos_start is None or oos_start >= len(returns) or oos_start < 8:
+    if oos_start is None or oos_start >= len(returns):
         return skipped(tid, "the backtest has no OOS window (BACKTESTS.oos_last_x_months = 0)")
+    if oos_start < 20 or len(returns) - oos_start < 2:
+        return skipped(tid, f"{oos_start} IS and {len(returns) - oos_start} OOS sessions: too few to compare")
     g = stats.is_oos_gap(
         returns[:oos_start], returns[oos_start:], ann, p["method"], p["block"], p["n"], p["seed"], p["level"]
     )
@@ -219,6 +221,8 @@ def block_bootstrap(
         if oos_start is None:
             return skipped(tid, f"segment {seg} needs an OOS split; the backtest has none")
         r = returns[:oos_start] if seg == "is" else returns[oos_start:]
+    if r.size < 20:
+        return skipped(tid, f"{r.size} daily returns in segment {seg}: too few to resample (need 20)")
     res = stats.bootstrap_ci(r, kind=p["method"], block=p["block"], n=p["n"], seed=p["seed"], level=p["level"],
                              periods_per_year=ann)  # fmt: skip
     v = stats.verdict_bootstrap(res)

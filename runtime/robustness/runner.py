@@ -230,7 +230,10 @@ def inputs_from_run(data: Any) -> EngineInputs:
         oos_start=data.oos_start, annualization_factor=cb.annualization_factor, risk_free_rate=cb.risk_free_rate,
     )  # fmt: skip
     gates = None if data.entry_ok is None else Gates(data.entry_ok, data.frozen)
-    market = Market(close=data.close, open=data.open, day=day if cb.frequency == "1m" else None)
+    custom = getattr(data, "custom", None)  # custom execution: the fill price of each row
+    market = Market(
+        close=data.close, open=data.open, custom=custom, day=day if cb.frequency == "1m" else None
+    )
     _ = dataclasses
     return EngineInputs(
         market, np.asarray(data.signal, float), cb.column, spec, day, dd[last], data.scaling, gates
@@ -421,6 +424,10 @@ def _t_sens1(ctx: Context, p: dict[str, Any]) -> TestResult:
 
 
 def _t_sens2(ctx: Context, p: dict[str, Any]) -> TestResult:
+    if not ctx.searched:
+        return et.skipped(
+            "sensitivity_2d", "no searched parameter (no study in OPTIMIZATION_STUDIES over this backtest)"
+        )
     specs = _specs(ctx, p["params"]) if p["params"] else [s for s in ctx.searched if not s.get("choices")][:2]
     if len(specs) < 2:
         return et.skipped("sensitivity_2d", "needs two searched numeric parameters")
@@ -443,8 +450,9 @@ def _feature_per_session(ctx: Context, name: str) -> np.ndarray:
     from runtime.graphs import compile_expression
 
     cb = ctx.compiled
+    text = f"asof({name})" if cb.frequency == "1m" else name  # a daily feature on a 1m grid: last known
     try:
-        graph = compile_expression(name, ctx.snap, frequency=cb.frequency, execution=None)
+        graph = compile_expression(text, ctx.snap, frequency=cb.frequency, execution=None)
     except UserError as e:
         raise UserError(
             f"regimes: {name!r} is not a feature, gate or expression of the workbook ({e})"
@@ -515,12 +523,13 @@ def _t_multiple(ctx: Context, p: dict[str, Any]) -> TestResult:
     if not tp.is_file():
         raise UserError(f"{tp} is missing; fix: run `backtest optimize {ctx.target}` again")
     t = pd.read_parquet(tp)
-    ok = t[(t["state"].astype(str).str.upper() == "COMPLETE") & np.isfinite(t["objective"].astype(float))]
-    if "feasible" in ok:
-        feas = ok[ok["feasible"].astype(bool)]
-        ok = feas if len(feas) >= 2 else ok
+    done = t[(t["state"].astype(str).str.upper() == "COMPLETE") & np.isfinite(t["objective"].astype(float))]
+    pool = done  # the selection PBO/SPA judge: feasible trials when there are enough, else every finished one
+    if "feasible" in done:
+        feas = done[done["feasible"].astype(bool)]
+        pool = feas if len(feas) >= 2 else done
     asc = ctx.direction != "maximize"
-    top = ok.sort_values("objective", ascending=asc).head(int(p["max_trials"]))
+    top = pool.sort_values("objective", ascending=asc).head(int(p["max_trials"]))
     if len(top) < 2:
         return et.multiple_testing(None, 0, ctx.returns, p, n_total=None, all_trial_sharpes=None, ann=ctx.ann)
     sets = [json.loads(s) for s in top["params"]]
@@ -530,7 +539,7 @@ def _t_multiple(ctx: Context, p: dict[str, Any]) -> TestResult:
     best = nums.index(int(bt)) if bt is not None and int(bt) in nums else 0
     m = out.returns
     sh = t["is.sharpe"].astype(float).to_numpy() / math.sqrt(ctx.ann) if "is.sharpe" in t else None
-    res = et.multiple_testing(m, best, m[:, best], p, n_total=len(ok), all_trial_sharpes=sh, ann=ctx.ann)
+    res = et.multiple_testing(m, best, m[:, best], p, n_total=len(done), all_trial_sharpes=sh, ann=ctx.ann)
     res.numbers["best_trial"] = int(nums[best])
     return res
 
