@@ -2,8 +2,9 @@
 
 Why one shared grid: the signal, the gate masks, the scaling and the prices must sit on the same rows, or
 a row's decision would mix values of different bars. The grid is the instrument's (daily: its calendar;
-ES: the dense 1m RTH bars), with the largest warm-up any of the graphs needs; rows before its output start
-are warm-up (loaded, never traded, in no metric).
+ES: the dense 1m RTH bars, or for a daily backtest its RTH sessions priced from those bars), with the
+largest warm-up any of the graphs needs; rows before its output start are warm-up (loaded, never traded,
+in no metric). REPORTING save_* flags decide which parquet files and the tearsheet are written.
 
 Artifacts are written into a temp folder renamed into place at the end, and the registry `runs` and
 `metrics` rows come last: a crash leaves no half run the registry knows about. The run id is a hash of

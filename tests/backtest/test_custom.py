@@ -223,3 +223,22 @@ def test_export_refuses_a_custom_time_the_session_cannot_fill(
     with pytest.raises(ConfigValidationError) as e:
         export_workbook(path)
     assert f"BACKTESTS!{col[cell].column_letter}{row}" in str(e.value) and fragment in str(e.value)
+
+
+def test_a_daily_signal_reads_es_1m_bars_through_to_daily(demo: Project) -> None:
+    """`to_daily` on the daily ES grid aggregates the same sessions' 1m bars (DSL.md), one session lagged."""
+    from runtime.backtest.run import evaluate_run
+
+    doc = json.loads(demo.snapshot.path.read_text(encoding="utf-8"))
+    (t,) = [r for r in doc["sheets"]["SIGNAL_TEMPLATES"] if r["template_id"] == "trend_sign"]
+    t["signal_expr"] = 'sign(lag(to_daily(ES.close, how="last") - to_daily(ES.open, how="first"), $lag))'
+    doc["content_hash"] = content_hash(doc["sheets"], doc["expressions"])
+    path = demo.root / "config" / "exports" / "h2_custom_to_daily.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    snap = load_snapshot(path)
+    data = evaluate_run(snap, demo.paths, demo.reg, compile_backtest(snap, BT))
+    sess = _sessions_from_bars(demo)
+    body = np.sign(sess["close"] - sess["open"]).shift(1)  # yesterday's RTH session: up or down
+    dates = [np.datetime64(d, "D").astype(object) for d in data.time]
+    np.testing.assert_array_equal(data.signal, body.loc[dates].to_numpy())
+    np.testing.assert_array_equal(data.close, sess.loc[dates, "close"].to_numpy())
