@@ -320,14 +320,6 @@ def summary_styler(run: RobustnessRun) -> Any:
     )
 
 
-def find_run(runs_dir: Path, target: str) -> Path | None:
-    """The newest finished robustness run of a target under DATA_ROOT/runs (rb-<target>-<hash>/summary.json)."""
-    if not runs_dir.is_dir():
-        return None
-    done = [p for p in runs_dir.glob(f"rb-{target}-*") if (p / "summary.json").is_file()]
-    return max(done, key=lambda p: (p / "summary.json").stat().st_mtime, default=None)
-
-
 def _summary_html(run: RobustnessRun) -> str:
     if not run.tests:
         return "<p class='missing'>This run's summary lists no test.</p>"

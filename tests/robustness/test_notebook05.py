@@ -1,7 +1,8 @@
 """notebooks/05_robustness.ipynb executed top to bottom in a real kernel.
 
 On a run folder of real statistics (tests/robustness/test_report.build_run_dir, opened through
-BACKTEST_ROBUSTNESS_RUN): the summary table, the numbers and every figure of the report are shown.
+BACKTEST_ROBUSTNESS_RUN), and on the runner's real run of the demo backtest (BACKTEST_CONFIG +
+BACKTEST_TARGET): the summary table, the numbers and every figure of the report are shown.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.robustness.test_report import build_run_dir
+from tests.robustness.test_report import RealRun, build_run_dir, real_run  # noqa: F401 (fixture)
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_robustness.ipynb"
 
@@ -53,3 +54,24 @@ def test_notebook_shows_a_given_run(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert sorted(names) == sorted(
         [f"fig-{t['test_id']}-1" for t in ok] + ["fig-walk_forward-2", "fig-multiple_testing-2"]
     )
+
+
+def test_notebook_runs_or_opens_the_real_run(
+    monkeypatch: pytest.MonkeyPatch,
+    real_run: RealRun,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """BACKTEST_CONFIG + BACKTEST_TARGET: the notebook asks the runner, which finds the run already made."""
+    outputs = _execute(
+        monkeypatch, {"BACKTEST_CONFIG": str(real_run.snapshot_path), "BACKTEST_TARGET": "bt_spx_cta"}
+    )
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"found {real_run.run_id}" in text and str(real_run.run_dir) in text  # not recomputed
+    summary = json.loads((real_run.run_dir / "summary.json").read_text(encoding="utf-8"))
+    html = "".join(o["data"].get("text/html", "") for o in outputs if o.output_type == "execute_result")
+    for t in summary["tests"]:
+        assert f">{t['test_id']}<" in html, t["test_id"]
+    plots = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    names = [line for line in text.splitlines() if line.startswith("fig-")]
+    with_table = {t["test_id"] for t in summary["tests"] if t["status"] == "ok" and t["table"]}
+    assert len(plots) == len(names) and {n.split("-")[1] for n in names} == with_table

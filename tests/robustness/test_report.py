@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -381,6 +382,32 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_run_dir(tmp_path_factory.mktemp("rb") / "rb-bt_sim_cross-000000000001")
 
 
+@dataclass(frozen=True)
+class RealRun:
+    """A robustness run of the runner (runtime/robustness/runner.py) on the demo project's bt_spx_cta."""
+
+    snapshot_path: Path
+    run_dir: Path
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> RealRun:
+    from runtime.config.loader import load_snapshot, snapshot_paths
+    from runtime.robustness.runner import run_robustness
+    from runtime.storage.registry import Registry
+    from tests.foundation.helpers import demo_project
+
+    root = demo_project(tmp_path_factory.mktemp("rb_real") / "proj", ["ingest", "daily"], ["derive"])
+    snap_path = root / "config" / "exports" / "latest.json"
+    snap = load_snapshot(snap_path)
+    paths = snapshot_paths(snap, None)
+    reg = Registry(paths.duckdb_file)
+    reg.migrate()
+    out = run_robustness(snap, paths, reg, "bt_spx_cta")
+    return RealRun(snap_path, Path(out.run_dir), out.run_id)
+
+
 # --------------------------------------------------------------------------------------------------
 # Headless Chromium
 # --------------------------------------------------------------------------------------------------
@@ -629,6 +656,41 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
             assert y == pytest.approx(x.mean() / x.std(ddof=1) * np.sqrt(A), rel=1e-9)
     shot = b.shot("robustness_report.png")
     assert shot.stat().st_size > 80_000
+    assert not b.errors, b.errors
+
+
+@pytest.mark.browser
+def test_report_of_a_real_run_in_chromium(real_run: RealRun, browser: Any) -> None:
+    """The page the runner wrote for the demo backtest: every test's row, a figure for every table, as drawn."""
+    path = real_run.run_dir / "report.html"
+    assert path.is_file()
+    summary = json.loads((real_run.run_dir / "summary.json").read_text(encoding="utf-8"))
+    b = _page(browser)
+    ids = b.open(path)
+    rows = b.page.evaluate(
+        "() => [...document.querySelectorAll('table.summary tr[data-test]')].map(r => [r.dataset.test, "
+        "r.querySelector('.badge').textContent.trim()])"
+    )
+    assert rows == [
+        [t["test_id"], t["verdict"]["level"] if t["status"] == "ok" else t["status"]]
+        for t in summary["tests"]
+    ]
+    with_table = {t["test_id"] for t in summary["tests"] if t["status"] == "ok" and t["table"]}
+    assert with_table and {i.split("-")[1] for i in ids} == with_table, (ids, with_table)
+    for fid in ids:
+        f = b.fig(fid)
+        assert f["height"] > 200 and f["drawn"] >= 1, fid
+    # what is drawn is what the run's tables hold: the lag sweep's bars, the placebo histogram
+    lag = pd.read_parquet(real_run.run_dir / "lag_sweep.parquet").sort_values("lag")
+    f = b.fig("fig-lag_sweep-1")
+    assert f["data"][0]["x"] == lag["lag"].tolist()
+    assert f["data"][0]["y"] == pytest.approx(lag["sharpe"].tolist(), nan_ok=True)
+    rects = [s for s in f["shapes"] if s["type"] == "rect"]
+    assert rects and all(s["x0"] == lag["lag"].min() - 0.5 and s["x1"] == -0.5 for s in rects)
+    plc = pd.read_parquet(real_run.run_dir / "placebo_shuffle.parquet")
+    assert len(b.fig("fig-placebo_shuffle-1")["data"][0]["x"]) == int(np.isfinite(plc["value"]).sum())
+    assert "figure not drawn" not in b.page.content()  # the runner's tables all have the shapes drawn here
+    b.shot("robustness_report_bt_spx_cta.png")
     assert not b.errors, b.errors
 
 
