@@ -242,3 +242,17 @@ def test_a_daily_signal_reads_es_1m_bars_through_to_daily(demo: Project) -> None
     dates = [np.datetime64(d, "D").astype(object) for d in data.time]
     np.testing.assert_array_equal(data.signal, body.loc[dates].to_numpy())
     np.testing.assert_array_equal(data.close, sess.loc[dates, "close"].to_numpy())
+
+
+def test_custom_time_follows_daylight_saving() -> None:
+    """09:00 America/Chicago is 14:00 UTC in July (CDT) and 15:00 UTC in November (CST)."""
+    stamps = np.array(
+        ["2018-07-02T13:59", "2018-07-02T14:00", "2018-11-13T14:59", "2018-11-13T15:00"],
+        dtype="datetime64[ns]",
+    )
+    tdates = np.array(["2018-07-02", "2018-07-02", "2018-11-13", "2018-11-13"], dtype="datetime64[D]")
+    daily = Grid(dsl.Frequency.DAILY, np.unique(tdates), "daily:t")
+    g = Grid(dsl.Frequency.MINUTE, stamps, "1m:t:RTH", trade_date=tdates, daily=daily)
+    price, fallback = custom_prices(g, np.array([1.0, 2.0, 3.0, 4.0]), "09:00", "America/Chicago", np.ones(2))
+    np.testing.assert_array_equal(price, [2.0, 4.0])
+    assert fallback == 0
