@@ -111,6 +111,7 @@ def validate_workbook(
         _strategies,
         _backtests,
         _params,
+        _studies,
         _robustness,
         _reporting,
     ):
@@ -740,6 +741,23 @@ def _params(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
                         f"step {r['step']:g} is wider than the range",
                         "make the step smaller than high - low",
                     )
+                elif r.get("step") and not _divides(r["step"], hi - lo):
+                    rep.at(
+                        "OPTIMIZATION_PARAMS",
+                        r,
+                        "step",
+                        f"step {r['step']:g} does not divide high - low = {hi - lo:g} (the last value would "
+                        "not be high)",
+                        f"use a step that divides {hi - lo:g}, or move high to low + a whole number of steps",
+                    )
+                elif ptype == "int" and r.get("step") and not float(r["step"]).is_integer():
+                    rep.at(
+                        "OPTIMIZATION_PARAMS",
+                        r,
+                        "step",
+                        f"an int parameter needs a whole-number step, not {r['step']:g}",
+                        "use a whole number (or param_type float)",
+                    )
                 if ptype == "int" and not (float(lo).is_integer() and float(hi).is_integer()):
                     rep.at(
                         "OPTIMIZATION_PARAMS",
@@ -782,6 +800,190 @@ def _robustness(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
                 col,
                 msg,
                 "correct param_json (keys per test: design/ROBUSTNESS.md section 11)",
+            )
+
+
+#: the largest grid a grid study enumerates (beyond it: fewer points, or tpe/random)
+MAX_GRID = 1_000_000
+RULE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*([A-Za-z_][\w.]*|[+-]?\d+(?:\.\d+)?)\s*$")
+RULE_FIX = "write `a < b` with two param_names of the same constraint_group (or a number on the right)"
+
+
+def parse_rule(text: str, names: Mapping[str, str]) -> tuple[str, str, str | float]:
+    """`a <op> b` -> (key of a, op, key of b or a number); names maps a param_name (or key) to its key.
+    ValueError(message) when the text is not that form or names a param outside the group."""
+    m = RULE_RE.match(text or "")
+    if not m:
+        raise ValueError(
+            f"constraint_rule '{text}' is not of the form `a <op> b` (op one of < <= > >= == !=)"
+        )
+    a, op, b = m.group(1), m.group(2), m.group(3)
+    if a not in names:
+        raise ValueError(
+            f"constraint_rule '{text}': '{a}' is not a param of its constraint_group "
+            f"(it has {', '.join(sorted(names)) or 'none'})"
+        )
+    if re.match(r"^[+-]?\d", b):
+        return names[a], op, float(b)
+    if b not in names:
+        raise ValueError(
+            f"constraint_rule '{text}': '{b}' is not a param of its constraint_group "
+            f"(it has {', '.join(sorted(names)) or 'none'})"
+        )
+    return names[a], op, names[b]
+
+
+def _divides(step: float, span: float) -> bool:
+    k = span / step
+    return abs(k - round(k)) <= 1e-9 * max(1.0, abs(k))
+
+
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def _reads(rows: Rows, strategy: Mapping[str, Any]) -> set[str]:
+    """The feature/gate ids a strategy's expressions can reach, transitively. Every identifier of every
+    expression counts (function names too): an over-approximation, so a target it does not hold is
+    certainly never read."""
+    defs: dict[str, list[Any]] = {}
+    for r in rows.get("FEATURE_LIBRARY", []):
+        defs[r.get("feature_id")] = [r.get("transform")]
+    for r in rows.get("ENGINEERED_FEATURES", []):
+        defs[r.get("eng_feature_id")] = [r.get("combine_transform"), *(r.get("input_feature_ids") or [])]
+    for r in rows.get("GATES", []):
+        defs[r.get("gate_id")] = [r.get("expression")]
+    t = _ids(rows, "SIGNAL_TEMPLATES.template_id").get(strategy.get("signal_template_id")) or {}
+    todo = [
+        t.get("signal_expr"),
+        strategy.get("gate_expr"),
+        strategy.get("scaling_expr"),
+        strategy.get("primary_feature_id"),
+        strategy.get("secondary_feature_id"),
+    ]
+    seen: set[str] = set()
+    while todo:
+        text = todo.pop()
+        for name in _IDENT.findall(text) if isinstance(text, str) else []:
+            if name not in seen:
+                seen.add(name)
+                todo.extend(defs.get(name, []))
+    return seen
+
+
+def _studies(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
+    """A study must be runnable as written: something to search, two metrics for nsga2, every
+    OPTIMIZATION_PARAMS row addressing what the study's backtest really uses, param rules that parse, a
+    grid that can be enumerated. (Unknown ids and enums are _references' and the reader's; parameter names
+    are runtime.config.expressions.check_param_names'.)"""
+    backtests = _ids(rows, "BACKTESTS.backtest_id")
+    strategies = _ids(rows, "STRATEGIES.strategy_id")
+    params = rows.get("OPTIMIZATION_PARAMS", [])
+    for st in rows.get("OPTIMIZATION_STUDIES", []):
+        sid = st.get("study_id")
+        mine = [r for r in params if r.get("study_id") == sid and sid is not None]
+        if not any(r.get("optimize_flag") for r in mine):
+            rep.at(
+                "OPTIMIZATION_STUDIES",
+                st,
+                "study_id",
+                f"study {sid} searches nothing: no OPTIMIZATION_PARAMS row of it has optimize_flag X",
+                "put X in optimize_flag of the parameters to search (or disable the study)",
+            )
+        if st.get("method") == "nsga2" and not st.get("objective_secondary_metric"):
+            rep.at(
+                "OPTIMIZATION_STUDIES",
+                st,
+                "objective_secondary_metric",
+                "method nsga2 optimizes two objectives and needs a secondary metric",
+                "enter a METRICS id (e.g. sharpe), or use method tpe",
+            )
+        bt = backtests.get(st.get("backtest_id"))
+        strat = strategies.get(bt.get("strategy_id")) if bt else None
+        if bt is not None and strat is not None:
+            _study_targets(rows, rep, sid, bt, strat, mine)
+        groups: dict[str, dict[str, str]] = {}
+        for r in mine:
+            if r.get("constraint_group") and r.get("param_name"):
+                groups.setdefault(r["constraint_group"], {})[r["param_name"]] = r["param_name"]
+        for r in mine:
+            if not r.get("constraint_rule"):
+                continue
+            if not r.get("constraint_group"):
+                rep.at(
+                    "OPTIMIZATION_PARAMS",
+                    r,
+                    "constraint_group",
+                    "a constraint_rule needs a constraint_group (its names are the group's param_names)",
+                    "enter the same group name on every row the rule names",
+                )
+                continue
+            try:
+                parse_rule(r["constraint_rule"], groups.get(r["constraint_group"], {}))
+            except ValueError as e:
+                rep.at("OPTIMIZATION_PARAMS", r, "constraint_rule", str(e), RULE_FIX)
+        if st.get("method") == "grid":
+            _grid_study(rep, st, mine, MAX_GRID)
+
+
+def _grid_study(rep: Reporter, st: Mapping[str, Any], mine: list[dict], limit: int) -> None:
+    """A grid study enumerates every X row's values: floats need a step, and the product must be finite."""
+    size = 1
+    for r in mine:
+        if not r.get("optimize_flag"):
+            continue
+        kind, lo, hi, step = r.get("param_type"), r.get("low"), r.get("high"), r.get("step")
+        if kind == "float" and not step:
+            rep.at(
+                "OPTIMIZATION_PARAMS",
+                r,
+                "step",
+                f"study {st.get('study_id')} is a grid: a float parameter needs a step",
+                "enter a step that divides high - low, or use method tpe/random",
+            )
+        elif kind in ("int", "float") and lo is not None and hi is not None and hi > lo:
+            size *= round((hi - lo) / (step or 1)) + 1
+        elif kind == "categorical":
+            size *= max(1, len(r.get("choices") or []))
+        elif kind == "bool":
+            size *= 2
+    if size > limit:
+        rep.at(
+            "OPTIMIZATION_STUDIES",
+            st,
+            "method",
+            f"study {st.get('study_id')}'s grid has {size:,} points (more than {limit:,})",
+            "use larger steps or fewer X rows, or method tpe/random",
+        )
+
+
+def _study_targets(
+    rows: Rows, rep: Reporter, sid: Any, bt: Mapping[str, Any], strat: Mapping[str, Any], mine: list[dict]
+) -> None:
+    """Every row of a study must address the study's own backtest, its strategy, its template, or a
+    feature/gate that strategy reads: any other target would change nothing (or, for strategy scope,
+    silently set the same $name of this strategy)."""
+    reads: set[str] | None = None
+    for r in mine:
+        scope, target = r.get("param_scope"), r.get("target_id")
+        if not scope or not target:
+            continue
+        if scope == "strategy":
+            ok, own = target == strat.get("strategy_id"), f"strategy {strat.get('strategy_id')}"
+        elif scope == "template":
+            ok, own = target == strat.get("signal_template_id"), f"template {strat.get('signal_template_id')}"
+        elif scope == "backtest":
+            ok, own = target == bt.get("backtest_id"), f"backtest {bt.get('backtest_id')}"
+        else:
+            reads = _reads(rows, strat) if reads is None else reads
+            ok, own = target in reads, f"a {scope} that strategy {strat.get('strategy_id')} reads"
+        if not ok:
+            rep.at(
+                "OPTIMIZATION_PARAMS",
+                r,
+                "target_id",
+                f"study {sid} runs backtest {bt.get('backtest_id')} (strategy {strat.get('strategy_id')}), "
+                f"which does not use {scope} {target}: this row would change nothing",
+                f"point it at {own}, or move the row to a study of a backtest that uses {target}",
             )
 
 

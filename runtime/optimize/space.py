@@ -13,46 +13,17 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from runtime.backtest.params import param_key
 from runtime.config.expressions import cell_of
+from runtime.config.validate import MAX_GRID, RULE_FIX, parse_rule
 from runtime.contracts import ConfigSnapshot, UserError
 from runtime.optimize.contracts import Constraint, ParamRule, SearchParam, StudySpec
-
-#: the largest grid a grid study enumerates (beyond it: fewer points, or tpe/random)
-MAX_GRID = 1_000_000
-RULE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*([A-Za-z_][\w.]*|[+-]?\d+(?:\.\d+)?)\s*$")
-RULE_FIX = "write `a < b` with two param_names of the same constraint_group (or a number on the right)"
 
 
 def _cell(sheet: str, row: Any, header: str) -> str:
     return f"{sheet}!{cell_of(sheet, row, header)}"
-
-
-def parse_rule(text: str, names: Mapping[str, str]) -> tuple[str, str, str | float]:
-    """`a <op> b` -> (key of a, op, key of b or a number); names maps a param_name (or key) to its key.
-    ValueError(message) when the text is not that form or names a param outside the group."""
-    m = RULE_RE.match(text or "")
-    if not m:
-        raise ValueError(
-            f"constraint_rule '{text}' is not of the form `a <op> b` (op one of < <= > >= == !=)"
-        )
-    a, op, b = m.group(1), m.group(2), m.group(3)
-    if a not in names:
-        raise ValueError(
-            f"constraint_rule '{text}': '{a}' is not a param of its constraint_group "
-            f"(it has {', '.join(sorted(names)) or 'none'})"
-        )
-    if re.match(r"^[+-]?\d", b):
-        return names[a], op, float(b)
-    if b not in names:
-        raise ValueError(
-            f"constraint_rule '{text}': '{b}' is not a param of its constraint_group "
-            f"(it has {', '.join(sorted(names)) or 'none'})"
-        )
-    return names[a], op, names[b]
 
 
 def _number(s: Any) -> Any:

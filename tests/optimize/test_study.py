@@ -1,0 +1,253 @@
+"""Studies run end to end on the demo data: batched ask/tell through run_param_sets (IS only), the study
+run folder (contract C), the registry rows, reproducibility, the grid against independent runs, param
+rules, OOS independence, workers, and kill -9 + --resume.
+
+References are computed outside the optimizer: independent run_backtest calls (the real single-run
+path, its written metrics.json), plain loops over trials.parquet, and the Optuna journal read back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from runtime.backtest.run import run_backtest
+from runtime.contracts import UserError
+from runtime.engine.contracts import METRIC_NAMES
+from runtime.optimize.study import run_study
+from tests.backtest.conftest import Project
+from tests.optimize.conftest import IS_END
+
+pytestmark = pytest.mark.xdist_group("optimize_demo")
+
+X_KEYS = ("window", "entry", "vix_high.threshold")
+CONTRACT_C = {
+    "study_id", "backtest_id", "study_run_id", "method", "direction", "primary", "secondary", "seed",
+    "n_trials", "searched", "fixed", "constraints", "best_trial", "best_params", "top_runs",
+    "robustness_profile_id", "snapshot_hash",
+}  # fmt: skip
+RUNNER = (
+    "from runtime.cli import app, main\n"
+    "from runtime.optimize.cli import optimize_cmd\n"
+    "names = {c.name or c.callback.__name__ for c in app.registered_commands}\n"
+    "if 'optimize' not in names: app.command('optimize')(optimize_cmd)\n"
+    "main()\n"
+)
+
+
+def _trials(out) -> list[dict]:
+    rows = pq.read_table(out.run_dir / "trials.parquet").to_pylist()
+    for r in rows:
+        r["params"] = json.loads(r["params"])
+    return rows
+
+
+def _same(a: float | None, b: float | None, rel: float = 1e-9) -> bool:
+    a = math.nan if a is None else a
+    b = math.nan if b is None else b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+
+
+def test_template_study_only_x_params_vary(opt: Project) -> None:
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=16)
+    rows = _trials(out)
+    assert [r["number"] for r in rows] == list(range(16))
+    assert all(r["state"] == "COMPLETE" for r in rows)
+    for r in rows:
+        assert set(r["params"]) == {"lag", *X_KEYS} and r["params"]["lag"] == 1  # the fixed row holds
+        w, e, v = (r["params"][k] for k in X_KEYS)
+        assert 20 <= w <= 250 and (w - 20) % 10 == 0
+        assert 0 <= e <= 2 and abs(e * 10 - round(e * 10)) < 1e-9
+        assert 15 <= v <= 40 and float(v).is_integer()
+        assert r["p.window"] == w and r["p.entry"] == e and r["p.vix_high.threshold"] == v
+    for k in X_KEYS:  # the X rows are searched
+        assert len({r["params"][k] for r in rows}) > 3
+    # feasibility and the best trial, recomputed from the IS columns with a plain loop
+    for r in rows:
+        ok = r["is.max_drawdown"] <= 0.35 and r["is.n_trades"] >= 10
+        assert r["feasible"] == ok
+        assert r["c.0"] == pytest.approx(r["is.max_drawdown"] - 0.35)
+        assert r["c.2"] == pytest.approx(0.3 - r["is.sharpe"])  # soft: reported, not in feasible
+        assert r["objective"] == r["is.total_pnl"]
+    feas = [r for r in rows if r["feasible"]]
+    best = max(feas, key=lambda r: (r["objective"], -r["number"]))
+    doc = json.loads((out.run_dir / "study.json").read_text())
+    assert set(doc) >= CONTRACT_C
+    assert doc["best_trial"] == best["number"] == out.best_trial
+    assert doc["best_params"] == best["params"]
+    assert doc["fixed"] == {"lag": 1} and [s["key"] for s in doc["searched"]] == list(X_KEYS)
+    assert doc["study_run_id"] == out.study_run_id and out.run_dir.name == out.study_run_id
+    assert (out.run_dir / "journal.log").is_file()
+    # top re-runs: the best feasible trials, run in full (IS + OOS) by run_backtest
+    top = sorted(feas, key=lambda r: (-r["objective"], r["number"]))
+    want, seen = [], set()
+    for r in top:
+        key = json.dumps(r["params"], sort_keys=True)
+        if key not in seen and len(want) < 5:
+            seen.add(key)
+            want.append(r["number"])
+    assert [x["trial"] for x in doc["top_runs"]] == want
+    for x in doc["top_runs"]:
+        params = next(r["params"] for r in rows if r["number"] == x["trial"])
+        again = run_backtest(opt.snapshot, opt.paths, opt.reg, "bt_spx_cta", params)
+        assert again.run_id == x["run_id"] and not again.created
+        assert x["oos"]["total_pnl"] == again.metrics["oos"]["total_pnl"]
+    # registry: one optimization_trials row per trial, the runs row (kind study) last
+    reg_rows = opt.reg.query(
+        "SELECT trial_number, feasible, state, params FROM optimization_trials WHERE study_run_id = ? "
+        "ORDER BY trial_number",
+        [out.study_run_id],
+    )
+    assert [(x["trial_number"], x["feasible"]) for x in reg_rows] == [
+        (r["number"], r["feasible"]) for r in rows
+    ]
+    (run,) = opt.reg.query(
+        "SELECT kind, target_id, status, path FROM runs WHERE run_id = ?", [out.study_run_id]
+    )
+    assert run == {"kind": "study", "target_id": "st_spx_cta", "status": "done", "path": str(out.run_dir)}
+
+
+def test_same_seed_same_trials_in_the_same_order(opt: Project) -> None:
+    a = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=24)
+    b = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=32)
+    assert a.study_run_id != b.study_run_id
+    ta, tb = _trials(a), _trials(b)
+    assert [r["params"] for r in ta] == [r["params"] for r in tb[:24]]  # tpe past its 10 random trials
+    assert [r["is.total_pnl"] for r in ta] == [r["is.total_pnl"] for r in tb[:24]]
+    again = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=24)
+    assert not again.created and again.study_run_id == a.study_run_id and again.best_trial == a.best_trial
+
+
+def test_grid_equals_independent_is_runs(opt: Project) -> None:
+    """Each grid point's IS metrics equal an independent `backtest run` of the IS window (end_date = the
+    IS end, no OOS): what is_only evaluates, by definition (runtime/backtest/many.py)."""
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_grid")
+    rows = _trials(out)
+    grid = [{"window": w, "entry": e} for w, e in itertools.product([40, 60, 80], [0.5, 1.0])]
+    assert [{k: r["params"][k] for k in ("window", "entry")} for r in rows] == grid
+    assert all(set(r["params"]) == {"window", "entry"} for r in rows)  # the rest: as the workbook has it
+    for r in rows:
+        p = {**r["params"], "backtest.end_date": IS_END.isoformat(), "backtest.oos_last_x_months": 0}
+        ref = run_backtest(opt.snapshot, opt.paths, opt.reg, "bt_spx_cta", p).metrics["full"]
+        bad = [m for m in METRIC_NAMES if not _same(r[f"is.{m}"], ref.get(m))]
+        assert not bad, (r["params"], {m: (r[f"is.{m}"], ref.get(m)) for m in bad})
+    doc = json.loads((out.run_dir / "study.json").read_text())
+    assert doc["n_trials"] == 6 and len(doc["top_runs"]) == min(2, sum(r["feasible"] for r in rows))
+
+
+def test_param_rule_prunes_before_the_engine(opt: Project) -> None:
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_rule")
+    rows = _trials(out)
+    assert len(rows) == 12
+    low = [r for r in rows if r["params"]["window"] < 60]
+    assert low and len(low) < 12
+    for r in rows:
+        assert r["params"]["entry"] == 0.5
+        if r["params"]["window"] < 60:
+            assert r["state"] == "PRUNED" and not r["feasible"]
+            assert "window >= 60" in r["reason"] and "OPTIMIZATION_PARAMS!L8" in r["reason"]
+            assert all(math.isnan(r[f"is.{m}"]) for m in METRIC_NAMES)  # never evaluated
+        else:
+            assert r["state"] == "COMPLETE" and r["feasible"] and math.isfinite(r["objective"])
+    assert out.n_pruned == len(low) and out.top_runs == ()
+
+
+def test_oos_prices_leave_trials_and_is_values_identical(opt: Project, opt_oos: Project) -> None:
+    a = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=20)
+    b = run_study(opt_oos.snapshot, opt_oos.paths, opt_oos.reg, "st_spx_cta", n_trials=20)
+    ta, tb = _trials(a), _trials(b)
+    assert [r["params"] for r in ta] == [r["params"] for r in tb]
+    for x, y in zip(ta, tb, strict=True):
+        assert [x[f"is.{m}"] for m in METRIC_NAMES] == pytest.approx(
+            [y[f"is.{m}"] for m in METRIC_NAMES], nan_ok=True
+        )
+    da = json.loads((a.run_dir / "study.json").read_text())
+    db = json.loads((b.run_dir / "study.json").read_text())
+    assert da["data_versions"] != db["data_versions"]  # the prices did change ...
+    assert [x["trial"] for x in da["top_runs"]] == [x["trial"] for x in db["top_runs"]]
+    assert any(  # ... and the OOS of the same trials differs
+        x["oos"]["total_pnl"] != y["oos"]["total_pnl"]
+        for x, y in zip(da["top_runs"], db["top_runs"], strict=True)
+    )
+
+
+def test_two_workers_share_one_journal(opt: Project) -> None:
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=48, workers=2)
+    rows = _trials(out)
+    assert [r["number"] for r in rows] == list(range(48))
+    assert all(r["state"] == "COMPLETE" for r in rows) and out.n_complete == 48 and not out.notes
+
+
+def _journal_trials(path: Path) -> list:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(
+            study_name="st_spx_cta", storage=JournalStorage(JournalFileBackend(str(path)))
+        )
+    except KeyError:  # the study is not created yet
+        return []
+    return study.get_trials(deepcopy=False)
+
+
+def test_kill_minus_9_then_resume(opt: Project) -> None:
+    n = 240
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, "optimize", "st_spx_cta", "--n-trials", str(n)],
+        cwd=opt.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    runs = opt.paths.runs_dir
+    journal = None
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if journal is None:
+                hits = [
+                    p / "journal.log" for p in runs.glob("st_spx_cta-*") if (p / "journal.log").is_file()
+                    and not (p / "study.json").exists()
+                ]  # fmt: skip
+                journal = hits[0] if len(hits) == 1 else None
+            if (
+                journal is not None
+                and sum(t.state.name == "COMPLETE" for t in _journal_trials(journal)) >= 24
+            ):
+                break
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {t.number: (t.state.name, t.params, t.values) for t in _journal_trials(journal)}
+    done_before = {k: v for k, v in before.items() if v[0] == "COMPLETE"}
+    assert 24 <= len(done_before) < n
+    with pytest.raises(UserError, match="--resume"):
+        run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n)
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n, resume=True)
+    assert out.run_dir == journal.parent
+    after = {t.number: t for t in _journal_trials(journal)}
+    complete = [t for t in after.values() if t.state.name == "COMPLETE"]
+    assert len(complete) == n == out.n_complete  # no finished trial lost, none too many
+    for k, (_, params, values) in done_before.items():  # finished trials kept as they were
+        assert after[k].state.name == "COMPLETE" and after[k].params == params and after[k].values == values
+    failed = [t for t in after.values() if t.state.name == "FAIL"]
+    stale = {k for k, v in before.items() if v[0] == "RUNNING"}
+    assert {t.number for t in failed} == stale
+    for t in failed:  # each stale trial evaluated once more, with its own params
+        again = [c for c in complete if c.user_attrs.get("requeued_from") == t.number]
+        assert len(again) == 1 and again[0].params == t.params
+    assert len(_trials(out)) == len(after)  # trials.parquet: every finished trial
