@@ -41,7 +41,7 @@ from compiler.cache import params_used
 from compiler.evaluate import EvaluationError, evaluate
 from compiler.plan import plan_graph
 from runtime.backtest.compile import CompiledBacktest, CompiledExpr, compile_backtest
-from runtime.backtest.params import expression_params
+from runtime.backtest.params import expression_params, plain_scalar
 from runtime.backtest.run import (
     _bt_cell,
     _check_prices,
@@ -105,6 +105,11 @@ class ManyOutcome:
 
 def _key(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _set_key(p: Mapping[str, Any]) -> str:
+    """A set's identity whatever scalar types a sampler returns (numpy 45 and Python 45 are one set)."""
+    return _key({k: plain_scalar(v) for k, v in p.items()})
 
 
 def _eval_key(role: str, ce: CompiledExpr, binding: Mapping[str, Any]) -> str:
@@ -174,14 +179,14 @@ def run_param_sets(
     by_key: dict[str, CompiledBacktest] = {}
     col_cb: list[CompiledBacktest] = []
     for p in sets:
-        k = _key(p)
+        k = _set_key(p)
         if k not in by_key:
             by_key[k] = compile_backtest(snap, backtest_id, p, catalog=catalog, sessions=sessions)
         col_cb.append(by_key[k])
     _same_window(snap, backtest_id, sets, col_cb)
     if is_only:
         cut = {k: _is_only(cb) for k, cb in by_key.items()}
-        col_cb = [cut[_key(p)] for p in sets]
+        col_cb = [cut[_set_key(p)] for p in sets]
         by_key = cut
     cb0 = col_cb[0]
     timings["compile"] = time.perf_counter() - t0

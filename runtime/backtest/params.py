@@ -53,7 +53,7 @@ FIXED_COLUMNS = {
 WINDOW_COLUMNS = ("start_date", "end_date", "oos_last_x_months")
 
 
-def _num(v: Any) -> Any:
+def plain_scalar(v: Any) -> Any:
     """Plain Python scalars (numpy scalars from a sampler become int/float/bool: JSON and hashes agree)."""
     try:
         import numpy as np
@@ -69,7 +69,7 @@ def _num(v: Any) -> Any:
 
 
 def _real(v: Any) -> float | None:
-    v = _num(v)
+    v = plain_scalar(v)
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         return None
     return float(v)
@@ -100,7 +100,7 @@ def _whole(lo: int, hi: int | None = None) -> Any:
 
 
 def _bool(v: Any) -> bool:
-    v = _num(v)
+    v = plain_scalar(v)
     if isinstance(v, bool):
         return v
     if isinstance(v, int) and v in (0, 1):
@@ -223,7 +223,7 @@ def _feature_rows(snap: ConfigSnapshot) -> dict[str, tuple[str, Any, str]]:
 def split_params(snap: ConfigSnapshot, backtest_id: str, params: Mapping[str, Any] | None) -> ParamSplit:
     """Check one parameter set against the snapshot and split it (contract A); every bad key or value is a
     UserError naming the cell it would change and a fix."""
-    given = {str(k): _num(v) for k, v in dict(params or {}).items()}
+    given = {str(k): plain_scalar(v) for k, v in dict(params or {}).items()}
     bt, s, t, used = strategy_params(snap, backtest_id)
     expression: dict[str, Any] = {}
     features: dict[str, dict[str, Any]] = {}
@@ -398,6 +398,7 @@ __all__ = [
     "expression_params",
     "feature_catalog",
     "param_key",
+    "plain_scalar",
     "scale_costs",
     "split_params",
     "strategy_params",
