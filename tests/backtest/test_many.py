@@ -120,6 +120,12 @@ def test_every_key_kind_in_one_call_equals_independent_runs(demo: Project) -> No
     pnl = many.table("full")["total_pnl"]
     assert len({round(float(x), 4) for x in pnl}) == len(MIXED)
     assert many.bindings[2] == {"entry": 0.5, "lag": 1, "window": 60, "backtest.slippage_value": 2.25}
+    # a feature override re-evaluates only the graphs reading the feature: one signal for three thresholds
+    only = run_param_sets(
+        demo.snapshot, demo.paths, demo.reg, "bt_spx_cta", [{"vix_high.threshold": t} for t in (17, 18.5, 33)]
+    )
+    assert dict(only.evaluations) == {"signal": 1, "entry_gate": 3, "freeze_gate": 1}
+    assert len({round(float(x), 4) for x in only.table("full")["total_pnl"]}) == 3  # the gate really moved
 
 
 def test_cost_multiplier_scales_costs_by_hand(demo: Project) -> None:
