@@ -518,6 +518,14 @@ def run_study(
     if n_trials is not None and n_trials < 1:
         raise UserError(f"--n-trials {n_trials}: fix: give 1 or more trials")
     spec = study_spec(snap, study_id)
+    if spec.method == "cmaes":
+        try:
+            import cmaes  # noqa: F401  (Optuna's CmaEsSampler needs it)
+        except ImportError:
+            raise UserError(
+                f"{spec.cell}: method cmaes needs the `cmaes` package, which is not installed; fix: "
+                "`pip install cmaes` in the project's environment, or use method tpe"
+            ) from None
     notes: list[str] = []
     if spec.method == "grid":
         size = len(grid_points(spec))

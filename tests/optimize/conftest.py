@@ -5,6 +5,8 @@ st_spx_cta (tpe over window, entry, vix_high.threshold; lag fixed at 1):
 - st_grid (row 3): grid over window 40..80 step 20 x entry 0.5..1.0 step 0.5 (6 points), top 2 re-run;
 - st_rule (row 4): random over window 20..100 step 20 with the param rule `window >= 60` (group g),
   entry fixed at 0.5, no top re-runs.
+- st_nsga (row 5): nsga2, total_pnl (max) and max_drawdown (min), window and entry searched;
+- st_cmaes (row 6): cmaes over window and entry with cs_tight (IS sharpe >= -0.2, hard).
 `oos_changed` is the same project with the S&P 500 prices after the IS end (2015-12-31) changed before
 the first ingest: every IS input is identical, every OOS price differs.
 """
@@ -46,13 +48,59 @@ STUDY_ROWS = [
         ],
     ),
     (4, ["st_rule", "bt_spx_cta", "random", "total_pnl", None, "maximize", "IS", 12, 3, 0, None, None, True]),
+    (
+        5,
+        [
+            "st_nsga",
+            "bt_spx_cta",
+            "nsga2",
+            "total_pnl",
+            "max_drawdown",
+            "maximize",
+            "IS",
+            16,
+            5,
+            1,
+            "cs_basic",
+            None,
+            True,
+        ],
+    ),
+    (
+        6,
+        [
+            "st_cmaes",
+            "bt_spx_cta",
+            "cmaes",
+            "total_pnl",
+            None,
+            "maximize",
+            "IS",
+            16,
+            6,
+            0,
+            "cs_tight",
+            None,
+            True,
+        ],
+    ),
 ]
+#: cs_tight (CONSTRAINT_SETS row 3, CONSTRAINTS row 6): IS sharpe >= -0.2, hard (about half the demo's trials)
+CONSTRAINT_ROWS = [(3, ["cs_tight", "a bar some trials miss", True])]
+CONSTRAINT_LINES = [(6, ["cs_tight", "sharpe", "IS", ">=", -0.2, True, "hard"])]
 PARAM_ROWS = [
     # A study, B scope, C target, D name, E flag, F type, G low, H high, I step, J choices, K group, L rule, M default
     (6, ["st_grid", "strategy", "spx_cta_z", "window", "X", "int", 40, 80, 20, None, None, None, 60]),
     (7, ["st_grid", "strategy", "spx_cta_z", "entry", "X", "float", 0.5, 1.0, 0.5, None, None, None, 0.5]),
     (8, ["st_rule", "strategy", "spx_cta_z", "window", "X", "int", 20, 100, 20, None, "g", "window >= 60", 60]),
     (9, ["st_rule", "strategy", "spx_cta_z", "entry", None, "float", None, None, None, None, None, None, 0.5]),
+    *[
+        (r, [sid, "strategy", "spx_cta_z", name, "X", kind, lo, hi, step, None, None, None, dflt])
+        for sid, r0 in (("st_nsga", 10), ("st_cmaes", 12))
+        for r, (name, kind, lo, hi, step, dflt) in zip(
+            (r0, r0 + 1), (("window", "int", 20, 250, 10, 60), ("entry", "float", 0, 2, 0.1, 0.5)), strict=True
+        )
+    ],
 ]  # fmt: skip
 
 
@@ -62,7 +110,11 @@ def _cells(sheet: str, rows: list[tuple[int, list]]) -> list[tuple[str, str, obj
 
 def _studies(root: Path) -> None:
     edit(
-        wb_path(root), _cells("OPTIMIZATION_STUDIES", STUDY_ROWS) + _cells("OPTIMIZATION_PARAMS", PARAM_ROWS)
+        wb_path(root),
+        _cells("OPTIMIZATION_STUDIES", STUDY_ROWS)
+        + _cells("OPTIMIZATION_PARAMS", PARAM_ROWS)
+        + _cells("CONSTRAINT_SETS", CONSTRAINT_ROWS)
+        + _cells("CONSTRAINTS", CONSTRAINT_LINES),
     )
     r = run_cli(["config", "export"], root)
     assert r.code == 0, r.err

@@ -164,6 +164,44 @@ def test_param_rule_prunes_before_the_engine(opt: Project) -> None:
     assert out.n_pruned == len(low) and out.top_runs == ()
 
 
+def _journal(out, name: str) -> list:
+    return _journal_trials(out.run_dir / "journal.log", name)
+
+
+def test_nsga2_two_objectives(opt: Project) -> None:
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_nsga")
+    doc = json.loads((out.run_dir / "study.json").read_text())
+    assert doc["directions"] == ["maximize", "minimize"]  # max_drawdown: a fraction, lower is better
+    rows = {r["number"]: r for r in _trials(out)}
+    done = [t for t in _journal(out, "st_nsga") if t.state.name == "COMPLETE"]
+    assert len(done) == 16
+    for t in done:
+        assert t.values == [rows[t.number]["is.total_pnl"], rows[t.number]["is.max_drawdown"]]
+    feas = [r for r in rows.values() if r["feasible"]]
+    assert doc["best_trial"] == max(feas, key=lambda r: (r["objective"], -r["number"]))["number"]
+
+
+def test_cmaes_infeasible_trials_are_penalised(opt: Project) -> None:
+    """cmaes reads no constraints: an infeasible trial is told a value below every objective seen so far
+    (trials.parquet keeps the real one); a feasible one is told its objective."""
+    pytest.importorskip("cmaes", reason="Optuna's CmaEsSampler needs the cmaes package")
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_cmaes")
+    rows = {r["number"]: r for r in _trials(out)}
+    told = {t.number: t.value for t in _journal(out, "st_cmaes") if t.state.name == "COMPLETE"}
+    assert len(told) == 16
+    bad = [k for k in told if not rows[k]["feasible"]]
+    assert bad and len(bad) < 16
+    for k, v in told.items():
+        r = rows[k]
+        assert r["feasible"] == (r["is.sharpe"] >= -0.2)
+        if r["feasible"]:
+            assert v == r["objective"] == r["is.total_pnl"]
+        else:
+            assert v < min(rows[j]["objective"] for j in told if j <= k)
+    best = max((r for r in rows.values() if r["feasible"]), key=lambda r: (r["objective"], -r["number"]))
+    assert out.best_trial == best["number"]
+
+
 def test_oos_prices_leave_trials_and_is_values_identical(opt: Project, opt_oos: Project) -> None:
     a = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=20)
     b = run_study(opt_oos.snapshot, opt_oos.paths, opt_oos.reg, "st_spx_cta", n_trials=20)
@@ -190,16 +228,14 @@ def test_two_workers_share_one_journal(opt: Project) -> None:
     assert all(r["state"] == "COMPLETE" for r in rows) and out.n_complete == 48 and not out.notes
 
 
-def _journal_trials(path: Path) -> list:
+def _journal_trials(path: Path, name: str = "st_spx_cta") -> list:
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(
-            study_name="st_spx_cta", storage=JournalStorage(JournalFileBackend(str(path)))
-        )
+        study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
     except KeyError:  # the study is not created yet
         return []
     return study.get_trials(deepcopy=False)
