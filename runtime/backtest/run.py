@@ -297,6 +297,17 @@ def market_prices(cb: CompiledBacktest, grid: Grid, sources: Any) -> Prices:
                     f"custom execution at {cb.custom_time} ({tz}): {fb} session(s) without a traded 1m bar "
                     "at or after it fill at the session's last close"
                 )
+        empty = ~np.isfinite(close)
+        empty[: int(np.argmax(~empty)) if (~empty).any() else T] = False  # before the first price: warm-up
+        if empty.any():
+            # a session without a traded RTH bar (2018-12-05: CME equities closed at 08:30 CT) keeps the
+            # previous close: no price change, no fill there (open and custom missing: the order waits)
+            close = _ffill(close)
+            days = ", ".join(str(d) for d in np.asarray(grid.index)[empty][:5])
+            notes.append(
+                f"{int(empty.sum())} session(s) without a traded {cb.session} bar ({days}): marked at the "
+                "previous close, no fill there"
+            )
         day = np.arange(T, dtype=np.int64)
         return Prices(close, opn, custom, day, tuple(notes))
     close = np.asarray(sources.read(cb.prices_dataset, cb.close_col, grid), dtype=np.float64)

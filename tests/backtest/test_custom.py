@@ -7,6 +7,7 @@ kernel; the demo run `bt_es_daily_custom` is recomputed from the derived bars_1m
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import dsl
 from compiler.contracts import Grid
 from runtime.backtest.compile import compile_backtest
-from runtime.backtest.run import custom_prices, run_backtest
+from runtime.backtest.run import custom_prices, open_run, run_backtest
 from runtime.config.loader import load_snapshot
 from runtime.config.names import content_hash
 from runtime.contracts import ConfigValidationError, UserError
@@ -256,3 +257,49 @@ def test_custom_time_follows_daylight_saving() -> None:
     price, fallback = custom_prices(g, np.array([1.0, 2.0, 3.0, 4.0]), "09:00", "America/Chicago", np.ones(2))
     np.testing.assert_array_equal(price, [2.0, 4.0])
     assert fallback == 0
+
+
+@pytest.fixture(scope="module")
+def mourning(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """Demo ES trades of 2018-12-03..06: on 12-05 CME equities closed at 08:30 CT (no RTH bar at all)."""
+    import openpyxl
+
+    from runtime.config.export import export_workbook
+    from runtime.config.template import write_template
+    from tests.backtest.conftest import _open
+    from tests.conftest import run_cli
+
+    root = tmp_path_factory.mktemp("mourning") / "proj"
+    (root / "config").mkdir(parents=True)
+    path = write_template(root / "config" / "run_config.xlsx")
+    wb = openpyxl.load_workbook(path)
+    ws = wb["BACKTESTS"]
+    col = {c.value: c.column for c in ws[1]}
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(row=r, column=1).value == BT)
+    ws.cell(row=row, column=col["start_date"], value=dt.datetime(2018, 12, 3))
+    ws.cell(row=row, column=col["end_date"], value=dt.datetime(2018, 12, 7))
+    wb.save(path)
+    export_workbook(path)
+    for args in (
+        ["init", "--data"],
+        ["demo-data", "--days", "4", "--trades-per-day", "1500", "--start", "2018-12-03"],
+        ["ingest", "daily"],
+        ["ingest", "databento"],
+        ["derive"],
+    ):
+        r = run_cli(args, root)
+        assert r.code == 0, (args, r.err)
+    return _open(root)
+
+
+def test_a_session_without_rth_bars_is_marked_at_the_previous_close(mourning: Project) -> None:
+    out = open_run(mourning.snapshot, mourning.paths, mourning.reg, BT)
+    assert out.data is not None
+    d = out.data
+    dates = [str(x) for x in d.time.astype("datetime64[D]")]
+    i = dates.index("2018-12-05")
+    assert d.close[i] == d.close[i - 1] and np.isnan(d.open[i]) and d.custom is not None
+    assert np.isnan(d.custom[i])  # no fill on 12-05: an order decided on 12-04 waits for the next decision
+    pos, pnl = d.result.paths["position"], d.result.paths["pnl"]
+    assert pos[i] == pos[i - 1] and pnl[i] == 0.0
+    assert any("2018-12-05" in n and "previous close" in n for n in d.notes)
