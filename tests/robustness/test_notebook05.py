@@ -60,14 +60,14 @@ def test_notebook_runs_or_opens_the_real_run(
     monkeypatch: pytest.MonkeyPatch,
     real_run: RealRun,  # noqa: F811 (the fixture imported above)
 ) -> None:
-    """BACKTEST_CONFIG + BACKTEST_TARGET: the notebook asks the runner, which finds the run already made."""
-    outputs = _execute(
-        monkeypatch, {"BACKTEST_CONFIG": str(real_run.snapshot_path), "BACKTEST_TARGET": "bt_spx_cta"}
-    )
+    """BACKTEST_CONFIG, BACKTEST_TARGET unset (the default: the demo study st_spx_cta): the notebook asks the
+    runner, which finds the run the fixture made."""
+    outputs = _execute(monkeypatch, {"BACKTEST_CONFIG": str(real_run.snapshot_path)})
+    run_dir, run_id = real_run.runs["st_spx_cta"]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert f"found {real_run.run_id}" in text and str(real_run.run_dir) in text  # not recomputed
-    summary = json.loads((real_run.run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert f"found {run_id}" in text and str(run_dir) in text  # not recomputed
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     html = "".join(o["data"].get("text/html", "") for o in outputs if o.output_type == "execute_result")
     for t in summary["tests"]:
         assert f">{t['test_id']}<" in html, t["test_id"]
