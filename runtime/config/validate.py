@@ -785,7 +785,7 @@ def _robustness(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
     rob = rows.get("ROBUSTNESS", [])
     if not rob:
         return
-    from runtime.robustness.contracts import check_test_params
+    from runtime.config.robustness import check_test_params
 
     for r in rob:
         tid = r.get("test_id")

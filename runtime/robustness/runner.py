@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from runtime.config.robustness import check_test_params
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.robustness import engine_tests as et
-from runtime.robustness.contracts import EngineInputs, RobustnessOutcome, TestResult, check_test_params
+from runtime.robustness.contracts import EngineInputs, RobustnessOutcome, TestResult
 from runtime.storage.registry import Registry, insert_rows, upsert_rows, utcnow
 
 Progress = Callable[[int, int, str], None]  #: (index of the test starting, number of tests, test_id)

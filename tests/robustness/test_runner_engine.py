@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from runtime.config.robustness import check_test_params
 from runtime.engine.contracts import ColumnSpec, CostSpec, ExecutionSpec, InstrumentSpec, Market, RunSpec
 from runtime.robustness import engine_tests as et
-from runtime.robustness.contracts import EngineInputs, check_test_params
+from runtime.robustness.contracts import EngineInputs
 
 CAPITAL = 10_000.0
 
