@@ -56,6 +56,7 @@ def test_notebook_shows_a_given_run(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     )
 
 
+@pytest.mark.xdist_group("robustness_real")  # one worker builds the demo runs once (see real_run)
 def test_notebook_runs_or_opens_the_real_run(
     monkeypatch: pytest.MonkeyPatch,
     real_run: RealRun,  # noqa: F811 (the fixture imported above)

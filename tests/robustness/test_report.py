@@ -674,6 +674,7 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
     assert not b.errors, b.errors
 
 
+@pytest.mark.xdist_group("robustness_real")  # one worker builds the demo runs once (see real_run)
 @pytest.mark.browser
 @pytest.mark.parametrize("target", REAL_TARGETS)
 def test_report_of_a_real_run_in_chromium(real_run: RealRun, browser: Any, target: str) -> None:
