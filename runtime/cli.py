@@ -44,6 +44,12 @@ app.add_typer(cache_app, name="cache")
 from runtime.backtest.cli import run_cmd  # noqa: E402  (the command lives with the backtest package)
 
 app.command("run")(run_cmd)
+from runtime.optimize.cli import optimize_cmd  # noqa: E402  (with the optimize package)
+
+app.command("optimize")(optimize_cmd)
+from runtime.robustness.cli import robustness_cmd  # noqa: E402  (with the robustness package)
+
+app.command("robustness")(robustness_cmd)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")

@@ -192,7 +192,11 @@ def command_app(ctx: typer.Context, config: Path | None, profile: str | None, co
 
 
 def parse_params_json(text: str | None, example: str = '{"window": 40}') -> dict[str, Any]:
-    """--params '{"window": 40}' as a dict of numbers / true / false (a UserError with the fix otherwise)."""
+    """--params '{"window": 40}' as a dict of numbers, true/false or strings (a UserError with the fix otherwise).
+
+    Strings are let through for `backtest.start_date` and enum columns: the keys and value types are checked
+    against what they address by runtime.backtest.params.split_params, which names the cell.
+    """
     import json
 
     from runtime.contracts import UserError
@@ -205,6 +209,8 @@ def parse_params_json(text: str | None, example: str = '{"window": 40}') -> dict
         raise UserError(
             f"--params {text!r} is not JSON ({e.msg}); fix: write e.g. --params '{example}'"
         ) from None
-    if not isinstance(v, dict) or not all(isinstance(x, (int, float, bool)) for x in v.values()):
-        raise UserError(f"--params must be a JSON object of numbers or true/false; fix: e.g. '{example}'")
+    if not isinstance(v, dict) or not all(isinstance(x, (int, float, bool, str)) for x in v.values()):
+        raise UserError(
+            f"--params must be a JSON object of numbers, true/false or strings; fix: e.g. '{example}'"
+        )
     return v

@@ -77,7 +77,13 @@ def run_cmd(
     ctx: typer.Context,
     backtest_id: Annotated[str, typer.Argument(help="a BACKTESTS backtest_id, e.g. bt_spx_cta")],
     params: Annotated[
-        str | None, typer.Option("--params", help="$params over the strategy's, as JSON: '{\"window\": 40}'")
+        str | None,
+        typer.Option(
+            "--params",
+            help="parameters as JSON: '$name' keys of the strategy ('{\"window\": 40}'), "
+            "'<feature_id>.<name>' ('{\"vix_high.threshold\": 21}') and 'backtest.<column>' "
+            '(\'{"backtest.slippage_value": 1, "backtest.cost_multiplier": 2}\')',
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="recompute a run that already exists")] = False,
     config: ConfigOpt = None,
