@@ -566,7 +566,9 @@ TESTS: dict[str, Callable[[Context, dict[str, Any]], TestResult]] = {
 
 
 def _entry(r: TestResult) -> dict[str, Any]:
-    table = f"{r.test_id}.parquet" if r.test_id in r.tables else None
+    k = r.numbers.get("row", 1)
+    stem = r.test_id if k == 1 else f"{r.test_id}_{k}"
+    table = f"{stem}.parquet" if stem in r.tables else None
     return {
         "test_id": r.test_id, "status": r.status, "verdict": {"level": r.level, "text": r.text},
         "numbers": {k: et.clean(v) for k, v in r.numbers.items()}, "seconds": round(r.seconds, 3), "table": table,
@@ -657,6 +659,7 @@ def run_robustness(
     )  # fmt: skip
     results: list[TestResult] = []
     n = len(rows)
+    seen: dict[str, int] = {}
     for i, (r, p) in enumerate(rows):
         if progress is not None:
             progress(i, n, r.test_id)
@@ -672,6 +675,10 @@ def run_robustness(
             LOG.error("robustness %s failed: %s", r.test_id, traceback.format_exc())
             res = TestResult(r.test_id, "error", "info", f"error: {type(e).__name__}: {e}", {}, note=str(e))
         object.__setattr__(res, "seconds", time.perf_counter() - t1)
+        seen[r.test_id] = k = seen.get(r.test_id, 0) + 1
+        if k > 1:  # the same test twice in a profile (other params): its files get a suffix
+            object.__setattr__(res, "tables", {f"{name}_{k}": df for name, df in res.tables.items()})
+            object.__setattr__(res, "numbers", {**res.numbers, "row": k})
         results.append(res)
     if progress is not None:
         progress(n, n, "")

@@ -87,6 +87,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             ("ROBUSTNESS", "B15", "placebo_shuffle"),
             ("ROBUSTNESS", "C15", True),
             ("ROBUSTNESS", "D15", '{"n": 30, "seed": 1}'),
+            ("ROBUSTNESS", "A16", "rp_wf"),
+            ("ROBUSTNESS", "B16", "placebo_shuffle"),
+            ("ROBUSTNESS", "C16", True),
+            ("ROBUSTNESS", "D16", '{"n": 20, "seed": 2, "block": 5}'),
         ],
     )
     export_workbook(wb_path(root))
@@ -453,3 +457,14 @@ def test_cli_runs_and_refuses(runs: Runs) -> None:
     bad = cli("robustness", "nope")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr + bad.stdout
     assert "fix:" in bad.stderr + bad.stdout
+
+
+def test_a_test_twice_in_a_profile_keeps_both(runs: Runs) -> None:
+    out = runs.wf
+    pl = [e for e in out.summary["tests"] if e["test_id"] == "placebo_shuffle"]
+    assert [e["table"] for e in pl] == ["placebo_shuffle.parquet", "placebo_shuffle_2.parquet"]
+    assert [e["numbers"]["n"] for e in pl] == [30, 20] and pl[1]["numbers"]["block"] == 5
+    for e in pl:
+        v = pd.read_parquet(Path(out.run_dir) / e["table"])["value"].to_numpy()
+        assert len(v) == e["numbers"]["n"]
+        assert e["numbers"]["pvalue"] == pytest.approx((1 + np.sum(v >= e["numbers"]["real"])) / (len(v) + 1))
