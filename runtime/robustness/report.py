@@ -468,7 +468,7 @@ def _metric_col(t: pd.DataFrame, value_cols: tuple[str, ...]) -> tuple[str, str 
 
 
 def sensitivity_1d_figure(table: pd.DataFrame, numbers: dict[str, Any], params: dict[str, Any]) -> Any:
-    """The metric along each parameter (others at the tested values); the tested value dashed."""
+    """The metric along each parameter (others at the tested values); the tested value dashed, the best starred."""
     from plotly.subplots import make_subplots
 
     ycol, mname = _metric_col(table, ("score", "metric_value"))
@@ -484,6 +484,14 @@ def sensitivity_1d_figure(table: pd.DataFrame, numbers: dict[str, Any], params: 
             x=s[xcol], y=s[ycol], mode="lines+markers", name=str(name), line=dict(color="#2456a6"),
             showlegend=False, row=row, col=col,
         )  # fmt: skip
+        best = numbers.get(f"best.{name}")
+        hit = s[s[xcol] == best] if _is_num(best) else s.iloc[:0]
+        if len(hit):  # the runner's best point on this curve, starred
+            fig.add_scatter(
+                x=[float(best)], y=[float(hit[ycol].iloc[0])], mode="markers", name="best", showlegend=False,
+                marker=dict(symbol="star", size=13, color="#ffd400", line=dict(width=1, color="#1d2330")),
+                row=row, col=col,
+            )  # fmt: skip
         tested = params.get(str(name))
         if isinstance(tested, int | float) and not isinstance(tested, bool):
             fig.add_vline(

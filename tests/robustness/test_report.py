@@ -227,7 +227,11 @@ def build_run_dir(run_dir: Path, seed: int = 7) -> Path:
         _entry(
             "sensitivity_1d",
             _verdict(v.passed, v.text),
-            s_nums,
+            {
+                **s_nums,
+                "best.fast": max(FAST, key=lambda f: grid[FAST.index(f), SLOW.index(TESTED["slow"])]),
+                "best.slow": max(SLOW, key=lambda x: grid[FAST.index(TESTED["fast"]), SLOW.index(x)]),
+            },
             put(
                 "sensitivity_1d.parquet",
                 pd.DataFrame(one, columns=["param", "value", "metric", "segment", "score"]),
@@ -653,6 +657,20 @@ def test_report_renders_every_figure_in_chromium(run_dir: Path, browser: Any) ->
     assert f["data"][1]["x"] == [TESTED["fast"]] and f["data"][1]["y"] == [TESTED["slow"]]
     j, i = np.unravel_index(np.argmax(z), z.shape)  # the best cell, starred
     assert f["data"][2]["x"] == [FAST[i]] and f["data"][2]["y"] == [SLOW[j]]
+
+    # 1D: each curve is the metric along one parameter, the tested value dashed, the curve's best starred
+    f = b.fig("fig-sensitivity_1d-1")
+    curves = [d for d in f["data"] if len(d["x"]) > 1]
+    stars = [d for d in f["data"] if len(d["x"]) == 1]
+    for curve, star, values, fixed in zip(curves, stars, (FAST, SLOW), ("slow", "fast"), strict=True):
+        assert curve["x"] == values
+        sh = []
+        for v in values:
+            x = _strategy(r, **{fixed: TESTED[fixed], ("fast" if fixed == "slow" else "slow"): v}, cost=COST)
+            sh.append(x.mean() / x.std(ddof=1) * np.sqrt(A))
+        assert curve["y"] == pytest.approx(sh, rel=1e-9)
+        assert star["x"] == [values[int(np.argmax(sh))]] and star["y"] == pytest.approx([max(sh)])
+    assert sorted(s["x0"] for s in f["shapes"] if s["type"] == "line") == sorted(TESTED.values())
 
     # the regime table: one row per regime with its Sharpe and its days
     reg_rows = b.page.evaluate("() => document.querySelectorAll('table.regimes tr').length - 1")
