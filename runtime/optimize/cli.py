@@ -116,7 +116,8 @@ def optimize_cmd(
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Run an Optuna study on IS only, re-run its top trials in full, write DATA_ROOT/runs/<study_run>/."""
+    """Run an Optuna study on IS only, re-run its top trials in full, write DATA_ROOT/runs/<study_run>/
+    (journal.log, trials.parquet, study.json, report.html)."""
     from runtime.optimize.study import run_study
 
     a = command_app(ctx, config, profile, f"optimize-{study_id}")
@@ -156,6 +157,9 @@ def optimize_cmd(
         console.print(best_table(out))
     _say(f"study run: {out.run_dir} (study.json, trials.parquet, journal.log)")
     report = out.run_dir / "report.html"
-    if report.is_file():
-        _say(f"report: {report}")
+    if out.created or not report.is_file():
+        from runtime.optimize.report import report_options, write_report
+
+        report = write_report(out.run_dir, **report_options(a.snapshot, study_id))
+    _say(f"report: {report}")
     _say(f"dashboard: optuna-dashboard {out.run_dir / 'journal.log'}")

@@ -306,7 +306,7 @@ def _work(snap: ConfigSnapshot, paths: ResolvedPaths, reg: Registry, job: _Job, 
                 if not _finite(worst[0])
                 else (min(worst[0], v) if spec.direction == "maximize" else max(worst[0], v))
             )
-    while job.deadline is None or time.time() < job.deadline:
+    while True:  # at least one batch per worker, then until n_trials or the deadline
         asked = _ask(study, job, dists, grid)
         if not asked:
             break
@@ -314,6 +314,8 @@ def _work(snap: ConfigSnapshot, paths: ResolvedPaths, reg: Registry, job: _Job, 
         if progress is not None:
             n_done, best = status(study, spec)
             progress(n_done, spec.n_trials, best)
+        if job.deadline is not None and time.time() >= job.deadline:
+            break
 
 
 def _child(job: _Job, index: int) -> None:

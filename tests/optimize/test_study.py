@@ -287,3 +287,44 @@ def test_kill_minus_9_then_resume(opt: Project) -> None:
         again = [c for c in complete if c.user_attrs.get("requeued_from") == t.number]
         assert len(again) == 1 and again[0].params == t.params
     assert len(_trials(out)) == len(after)  # trials.parquet: every finished trial
+
+
+def test_timeout_then_resume_to_n_trials(opt: Project) -> None:
+    n = 40
+    first = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n, timeout=1e-6)
+    assert first.n_complete == 8 < n  # one batch (8 for tpe), then the deadline stops it
+    assert any("--timeout" in x for x in first.notes)
+    again = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n)
+    assert not again.created and again.n_complete == 8  # a finished run is found, not extended ...
+    done = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n, resume=True)
+    assert (
+        done.created and done.n_complete == n and done.study_run_id == first.study_run_id
+    )  # ... unless resumed
+    rows = _trials(done)
+    assert [r["number"] for r in rows] == list(range(n))
+    (cnt,) = opt.reg.query(
+        "SELECT count(*) AS k FROM optimization_trials WHERE study_run_id = ?", [done.study_run_id]
+    )
+    assert cnt["k"] == n  # the registry rows were replaced, not added to
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_prints_the_best_trial_and_writes_the_report(opt: Project) -> None:
+    r = _cli(["optimize", "st_grid"], opt.root)
+    assert r.returncode == 0, r.stderr
+    doc = next(json.loads(p.read_text()) for p in opt.paths.runs_dir.glob("st_grid-*/study.json"))
+    assert f"best trial {doc['best_trial']}" in r.stdout
+    assert (
+        f"backtest run bt_spx_cta --params '{json.dumps({k: doc['best_params'][k] for k in ('window', 'entry')})}'"
+        in r.stdout
+    )
+    run_dir = opt.paths.runs_dir / doc["study_run_id"]
+    assert f"report: {run_dir / 'report.html'}" in r.stdout and (run_dir / "report.html").is_file()
+    bad = _cli(["optimize", "st_nope"], opt.root)
+    assert bad.returncode == 1 and "st_nope" in bad.stderr and "fix:" in bad.stderr
+    assert "Traceback" not in bad.stderr
