@@ -14,6 +14,7 @@ profile and its rows (and the study run): the same inputs find their run again a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -37,7 +38,7 @@ from runtime.storage.registry import Registry, insert_rows, upsert_rows, utcnow
 Progress = Callable[[int, int, str], None]  #: (index of the test starting, number of tests, test_id)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Context:
     """What the tests share (built once per run)."""
 
@@ -212,8 +213,6 @@ def robustness_run_id(
 
 def inputs_from_run(data: Any) -> EngineInputs:
     """The kernel's arrays of an evaluated run (runtime.backtest.run.RunData), trade_start 0."""
-    import dataclasses
-
     from runtime.engine.contracts import Gates, Market, RunSpec
 
     cb = data.compiled
@@ -235,7 +234,6 @@ def inputs_from_run(data: Any) -> EngineInputs:
     market = Market(
         close=data.close, open=data.open, custom=custom, day=day if cb.frequency == "1m" else None
     )
-    _ = dataclasses
     return EngineInputs(
         market, np.asarray(data.signal, float), cb.column, spec, day, dd[last], data.scaling, gates
     )
@@ -373,8 +371,7 @@ def _t_walk_forward(ctx: Context, p: dict[str, Any]) -> TestResult:
             "test_days": int(te.returns.shape[0]),
         })  # fmt: skip
     res = et.walk_forward(rows, rets, dts, p, reopt, ctx.ann, float(ctx.compiled.initial_capital))
-    res.numbers["metric"] = ctx.primary
-    return res
+    return dataclasses.replace(res, numbers={**res.numbers, "metric": ctx.primary})
 
 
 def _specs(ctx: Context, names: list[str] | None) -> list[dict[str, Any]]:
@@ -541,8 +538,7 @@ def _t_multiple(ctx: Context, p: dict[str, Any]) -> TestResult:
     m = out.returns
     sh = t["is.sharpe"].astype(float).to_numpy() / math.sqrt(ctx.ann) if "is.sharpe" in t else None
     res = et.multiple_testing(m, best, m[:, best], p, n_total=len(done), all_trial_sharpes=sh, ann=ctx.ann)
-    res.numbers["best_trial"] = int(nums[best])
-    return res
+    return dataclasses.replace(res, numbers={**res.numbers, "best_trial": int(nums[best])})
 
 
 TESTS: dict[str, Callable[[Context, dict[str, Any]], TestResult]] = {
@@ -674,11 +670,11 @@ def run_robustness(
 
             LOG.error("robustness %s failed: %s", r.test_id, traceback.format_exc())
             res = TestResult(r.test_id, "error", "info", f"error: {type(e).__name__}: {e}", {}, note=str(e))
-        object.__setattr__(res, "seconds", time.perf_counter() - t1)
+        res = dataclasses.replace(res, seconds=time.perf_counter() - t1)
         seen[r.test_id] = k = seen.get(r.test_id, 0) + 1
         if k > 1:  # the same test twice in a profile (other params): its files get a suffix
-            object.__setattr__(res, "tables", {f"{name}_{k}": df for name, df in res.tables.items()})
-            object.__setattr__(res, "numbers", {**res.numbers, "row": k})
+            tables = {f"{name}_{k}": df for name, df in res.tables.items()}
+            res = dataclasses.replace(res, tables=tables, numbers={**res.numbers, "row": k})
         results.append(res)
     if progress is not None:
         progress(n, n, "")
