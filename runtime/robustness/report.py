@@ -95,7 +95,29 @@ KEY_NUMBERS = {
     "multiple_testing": ("psr", "dsr", "pbo", "spa_p", "min_trl_years"),
 }
 #: run settings echoed in the numbers: never a "key number"
-SETTINGS = {"n", "seed", "level", "block", "tol", "points", "min", "max", "segment", "metric", "folds", "S"}
+SETTINGS = {
+    "n",
+    "seed",
+    "level",
+    "block",
+    "tol",
+    "points",
+    "min",
+    "max",
+    "segment",
+    "metric",
+    "folds",
+    "S",
+    "min_multiple",
+    "purge_days",
+    "embargo_days",
+    "max_trials",
+    "spa_reps",
+    "alpha",
+    "quantiles",
+    "peak_margin",
+    "collapse_ratio",
+}
 FIG_CONFIG = {"displaylogo": False, "responsive": True}
 
 EXTRA_CSS = """
