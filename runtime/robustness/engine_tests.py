@@ -548,7 +548,8 @@ def sensitivity_1d(curves: Mapping[str, tuple[Sequence[Any], np.ndarray, Any]], 
     for name, (vals, sc, _tested) in curves.items():
         sc = np.asarray(sc, dtype=float)
         for v, s in zip(vals, sc, strict=True):
-            rows.append({"param": name, "value": float(v) if isinstance(v, int | float) else v, "metric": metric,
+            num = isinstance(v, int | float) and not isinstance(v, bool)
+            rows.append({"param": name, "value": float(v) if num else math.nan, "label": str(v), "metric": metric,
                          "segment": segment, "score": float(s)})  # fmt: skip
         if np.isfinite(sc).any():
             st = stats.stability_score(sc, tol)
@@ -585,7 +586,7 @@ def sensitivity_2d(xp: str, yp: str, xs: Sequence[Any], ys: Sequence[Any], grid:
     tid = "sensitivity_2d"
     g = np.asarray(grid, dtype=float)
     rows = [
-        {"x_param": xp, "y_param": yp, "x": float(x), "y": float(y), "value": float(g[i, j]), "metric": metric,
+        {"x_param": xp, "y_param": yp, "x": _axis(x), "y": _axis(y), "value": float(g[i, j]), "metric": metric,
          "segment": segment}
         for i, x in enumerate(xs) for j, y in enumerate(ys)
     ]  # fmt: skip
@@ -599,6 +600,11 @@ def sensitivity_2d(xp: str, yp: str, xs: Sequence[Any], ys: Sequence[Any], grid:
     nums.update({"stability_score": st.score, "plateau_share": st.plateau_share, "best_value": st.best_value,
                  "best_x": xs[st.best_index[0]], "best_y": ys[st.best_index[1]]})  # fmt: skip
     return TestResult(tid, "ok", level_of(v), v.text, _numbers(nums), {tid: pd.DataFrame(rows)})
+
+
+def _axis(v: Any) -> float:
+    """A grid coordinate: numbers as floats; a categorical choice by its position is not a number: NaN."""
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
 
 
 def param_grid(spec: Mapping[str, Any], points: int) -> list[Any]:

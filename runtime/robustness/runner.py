@@ -427,7 +427,7 @@ def _t_sens2(ctx: Context, p: dict[str, Any]) -> TestResult:
             "sensitivity_2d", "no searched parameter (no study in OPTIMIZATION_STUDIES over this backtest)"
         )
     specs = _specs(ctx, p["params"]) if p["params"] else [s for s in ctx.searched if not s.get("choices")][:2]
-    if len(specs) < 2:
+    if len(specs) < 2 or any(s.get("choices") for s in specs):
         return et.skipped("sensitivity_2d", "needs two searched numeric parameters")
     metric = _sens_metric(ctx, p)
     segment = p["segment"] if ctx.oos_day is not None else "full"

@@ -7,7 +7,10 @@ close of t, so the day-(t+1) net return is pos[t] * (close[t+1] - close[t]) / eq
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -227,3 +230,21 @@ def test_param_json_checks_name_the_key_and_fill_defaults() -> None:
     assert "swap" in probs[0][1]
     p, probs = check_test_params("cost_sensitivity", {"multiples": [3, 0, 1]})
     assert probs == [] and p["multiples"] == [0.0, 1.0, 3.0]
+
+
+def test_sensitivity_tables_hold_numeric_and_categorical_parameters(tmp_path: Path) -> None:
+    """One table for every parameter: numbers in `value`, every value as text in `label` (parquet-safe)."""
+    curves = {
+        "window": ([20, 40, 60], np.array([0.1, 0.5, 0.45]), 40),
+        "mode": (["fast", "slow"], np.array([0.2, 0.3]), "fast"),
+    }
+    res = et.sensitivity_1d(curves, "sharpe", "is", 0.1)
+    t = res.tables["sensitivity_1d"]
+    t.to_parquet(tmp_path / "s.parquet")
+    back = pd.read_parquet(tmp_path / "s.parquet")
+    assert back["label"].tolist() == ["20", "40", "60", "fast", "slow"]
+    assert back["value"].tolist()[:3] == [20.0, 40.0, 60.0] and back["value"][3:].isna().all()
+    # window: best 0.5 at 40, neighbours 0.1 (out) and 0.45 (within 10%): score 1/2
+    assert res.numbers["stability.window"] == 0.5 and res.numbers["best.window"] == 40
+    assert res.numbers["stability.mode"] == 0.0
+    assert res.numbers["stability_score"] == 0.25
