@@ -44,7 +44,7 @@ JOURNAL = "journal.log"
 ASK_LOCK = "ask.lock"
 #: trials per ask round of one worker, per method (random/grid: a whole engine chunk; tpe/cmaes: small,
 #: so each batch learns from the last; nsga2: one generation)
-BATCH = {"random": 256, "grid": 256, "tpe": 8, "cmaes": 8}
+BATCH = {"random": 256, "grid": 256, "tpe": 16, "cmaes": 8}
 #: samplers that read Optuna's trial constraints; the others are told a penalised value when infeasible
 CONSTRAINED = ("tpe", "nsga2", "random", "grid")
 SEGMENT_OF = {"IS": "is", "OOS": "oos", "ALL": "full"}

@@ -292,10 +292,10 @@ def test_kill_minus_9_then_resume(opt: Project) -> None:
 def test_timeout_then_resume_to_n_trials(opt: Project) -> None:
     n = 40
     first = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n, timeout=1e-6)
-    assert first.n_complete == 8 < n  # one batch (8 for tpe), then the deadline stops it
+    assert first.n_complete == 16 < n  # one batch (16 for tpe), then the deadline stops it
     assert any("--timeout" in x for x in first.notes)
     again = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n)
-    assert not again.created and again.n_complete == 8  # a finished run is found, not extended ...
+    assert not again.created and again.n_complete == 16  # a finished run is found, not extended ...
     done = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=n, resume=True)
     assert (
         done.created and done.n_complete == n and done.study_run_id == first.study_run_id
