@@ -901,6 +901,23 @@ def _studies(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
         strat = strategies.get(bt.get("strategy_id")) if bt else None
         if bt is not None and strat is not None:
             _study_targets(rows, rep, sid, bt, strat, mine)
+        for r in mine:  # a fixed $param must be a number (a BACKTESTS column is checked by its parser)
+            v = r.get("default_value_if_not_optimized")
+            text = str(v).strip().lower() if isinstance(v, str) else None
+            if (
+                not r.get("optimize_flag")
+                and r.get("param_scope") not in (None, "backtest")
+                and text is not None
+                and not _NUMBER.match(text)
+                and text not in ("true", "false")
+            ):
+                rep.at(
+                    "OPTIMIZATION_PARAMS",
+                    r,
+                    "default_value_if_not_optimized",
+                    f"${r.get('param_name')} is fixed at '{v}', which is not a number or true/false",
+                    "enter a number (e.g. 1), or true/false",
+                )
         groups: dict[str, dict[str, str]] = {}
         for r in mine:
             if r.get("constraint_group") and r.get("param_name"):

@@ -541,7 +541,13 @@ def run_study(
     else:
         n = n_trials or spec.n_trials
     spec = dataclasses.replace(spec, n_trials=n)
-    versions = data_versions(snap, paths, reg, spec)
+    try:
+        versions = data_versions(snap, paths, reg, spec)
+    except UserError as e:
+        raise UserError(
+            f"study {study_id}: its fixed values (OPTIMIZATION_PARAMS rows without X: "
+            f"{_canon(dict(spec.fixed))}) do not run on backtest {spec.backtest_id}: {e}"
+        ) from None
     srid = study_run_id(spec, snap.content_hash, versions)
     run_dir = Path(paths.runs_dir) / srid
     journal = run_dir / JOURNAL

@@ -114,6 +114,11 @@ BAD = {
         "OPTIMIZATION_PARAMS!L3",
         "windw",
     ),
+    "fixed value not a number": (
+        [("OPTIMIZATION_PARAMS", "M4", "abc")],
+        "OPTIMIZATION_PARAMS!M4",
+        "not a number",
+    ),
     "grid float without step": (
         [("OPTIMIZATION_STUDIES", "C2", "grid"), ("OPTIMIZATION_PARAMS", "I3", None)],
         "OPTIMIZATION_PARAMS!I3",
