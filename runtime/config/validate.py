@@ -787,11 +787,33 @@ def _robustness(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
         return
     from runtime.config.robustness import check_test_params
 
+    names = [
+        str(x.get(key))
+        for sheet, key in (
+            ("FEATURE_LIBRARY", "feature_id"),
+            ("ENGINEERED_FEATURES", "eng_feature_id"),
+            ("GATES", "gate_id"),
+        )
+        for x in rows.get(sheet, [])
+        if x.get(key)
+    ]
+    broken = [x for x in ("FEATURE_LIBRARY", "ENGINEERED_FEATURES", "GATES") if x in rep.broken]
     for r in rob:
         tid = r.get("test_id")
         if not tid:
             continue
-        _, problems = check_test_params(tid, r.get("param_json"))
+        checked, problems = check_test_params(tid, r.get("param_json"))
+        if tid == "regimes" and not problems:  # the regime features must exist (the run would fail late)
+            for key in ("by", "quantiles_of"):
+                v = checked.get(key)
+                for name in [v] if isinstance(v, str) else v or []:
+                    if name not in names and broken:  # the id sheets could not be read: a follow-on
+                        rep.follows(broken[0])
+                    elif name not in names:
+                        near = difflib.get_close_matches(name, names, n=1)
+                        hint = f" (did you mean {near[0]!r}?)" if near else ""
+                        msg = f"regimes.{key}: {name!r} is not a FEATURE_LIBRARY, ENGINEERED_FEATURES or GATES id"
+                        problems.append((key, msg + hint))
         for key, msg in problems:
             col = "test_id" if key == "test_id" else "param_json"
             rep.at(

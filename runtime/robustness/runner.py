@@ -449,9 +449,11 @@ def _feature_per_session(ctx: Context, name: str) -> np.ndarray:
 
     cb = ctx.compiled
     text = f"asof({name})" if cb.frequency == "1m" else name  # a daily feature on a 1m grid: last known
+    import dsl
+
     try:
         graph = compile_expression(text, ctx.snap, frequency=cb.frequency, execution=None)
-    except UserError as e:
+    except (UserError, dsl.DslError) as e:
         raise UserError(
             f"regimes: {name!r} is not a feature, gate or expression of the workbook ({e})"
         ) from None

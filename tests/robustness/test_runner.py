@@ -423,24 +423,28 @@ def test_bad_targets_and_profiles_are_user_errors(runs: Runs, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("value", "words"),
+    ("cell", "value", "words"),
     [
-        ('{"nn": 500}', "is_oos_gap has no key 'nn'; did you mean 'n'?"),
-        ('{"n": -3}', "is_oos_gap.n = -3 must be >= 10"),
-        ('{"method": "iid"}', "must be one of stationary, circular"),
+        ("D2", '{"nn": 500}', "is_oos_gap has no key 'nn'; did you mean 'n'?"),  # row 2: rp_default is_oos_gap
+        ("D2", '{"n": -3}', "is_oos_gap.n = -3 must be >= 10"),
+        ("D2", '{"method": "iid"}', "must be one of stationary, circular"),
+        ("D10", '{"by": "vix_hihg"}', "'vix_hihg' is not a FEATURE_LIBRARY, ENGINEERED_FEATURES or GATES id "
+         "(did you mean 'vix_high'?)"),  # row 10: regimes
     ],
-)
-def test_export_names_the_bad_param_json_cell(runs: Runs, tmp_path: Path, value: str, words: str) -> None:
+)  # fmt: skip
+def test_export_names_the_bad_param_json_cell(
+    runs: Runs, tmp_path: Path, cell: str, value: str, words: str
+) -> None:
     from runtime.config.export import export_workbook
 
     wb = tmp_path / "config" / "run_config.xlsx"
     wb.parent.mkdir(parents=True)
     shutil.copy(wb_path(runs.project.root), wb)
-    edit(wb, [("ROBUSTNESS", "D2", value)])  # row 2 = rp_default is_oos_gap
+    edit(wb, [("ROBUSTNESS", cell, value)])
     with pytest.raises(ConfigValidationError) as ei:
         export_workbook(wb, out_dir=tmp_path / "exports")
     text = str(ei.value)
-    assert "ROBUSTNESS!D2" in text and words in text, text
+    assert f"ROBUSTNESS!{cell}" in text and words in text, text
 
 
 def test_cli_runs_and_refuses(runs: Runs) -> None:
