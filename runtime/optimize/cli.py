@@ -148,8 +148,8 @@ def optimize_cmd(
         _say("no feasible trial: nothing to re-run; see trials.parquet (column reason)")
     else:
         _say(f"best trial {out.best_trial}: IS {out.spec.primary} = {_num(out.best_value)}")
-        searched = {p.key for p in out.spec.searched}
-        best = {k: v for k, v in (out.best_params or {}).items() if k in searched}
+        given = out.best_params or {}
+        best = {p.key: given[p.key] for p in out.spec.searched if p.key in given}  # in X-row order
         _say("paste into OPTIMIZATION_PARAMS default_value_if_not_optimized (or run it):")
         for k, v in best.items():
             _say(f"  {k} = {v}")

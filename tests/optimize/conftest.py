@@ -6,7 +6,9 @@ st_spx_cta (tpe over window, entry, vix_high.threshold; lag fixed at 1):
 - st_rule (row 4): random over window 20..100 step 20 with the param rule `window >= 60` (group g),
   entry fixed at 0.5, no top re-runs.
 - st_nsga (row 5): nsga2, total_pnl (max) and max_drawdown (min), window and entry searched;
-- st_cmaes (row 6): cmaes over window and entry with cs_tight (IS sharpe >= -0.2, hard).
+- st_cmaes (row 6): cmaes over window and entry with cs_tight (IS sharpe >= -0.2, hard);
+- st_cat (row 7): random over window as a categorical (40, 60) and three BACKTESTS columns: slippage_value
+  (float 0..1 step 0.5), allow_flip_same_day (bool), execution_price_model (categorical mid,spread_adjusted).
 `oos_changed` is the same project with the S&P 500 prices after the IS end (2015-12-31) changed before
 the first ingest: every IS input is identical, every OOS price differs.
 """
@@ -26,64 +28,16 @@ from tests.foundation.helpers import demo_project, edit, wb_path
 
 IS_END = dt.date(2015, 12, 31)  # bt_spx_cta: 2005-01-03..2018-12-31, the last 36 months OOS
 
+# fmt: off
 STUDY_ROWS = [
     # A study_id, B backtest_id, C method, D primary, E secondary, F direction, G optimize_on, H n_trials,
     # I seed, J save_top_n, K constraint_set_id, L robustness_profile_id, M enabled
-    (
-        3,
-        [
-            "st_grid",
-            "bt_spx_cta",
-            "grid",
-            "total_pnl",
-            "sharpe",
-            "maximize",
-            "IS",
-            6,
-            0,
-            2,
-            "cs_basic",
-            None,
-            True,
-        ],
-    ),
+    (3, ["st_grid", "bt_spx_cta", "grid", "total_pnl", "sharpe", "maximize", "IS", 6, 0, 2, "cs_basic", None, True]),
     (4, ["st_rule", "bt_spx_cta", "random", "total_pnl", None, "maximize", "IS", 12, 3, 0, None, None, True]),
-    (
-        5,
-        [
-            "st_nsga",
-            "bt_spx_cta",
-            "nsga2",
-            "total_pnl",
-            "max_drawdown",
-            "maximize",
-            "IS",
-            16,
-            5,
-            1,
-            "cs_basic",
-            None,
-            True,
-        ],
-    ),
-    (
-        6,
-        [
-            "st_cmaes",
-            "bt_spx_cta",
-            "cmaes",
-            "total_pnl",
-            None,
-            "maximize",
-            "IS",
-            16,
-            6,
-            0,
-            "cs_tight",
-            None,
-            True,
-        ],
-    ),
+    (5, ["st_nsga", "bt_spx_cta", "nsga2", "total_pnl", "max_drawdown", "maximize", "IS", 16, 5, 1, "cs_basic", None,
+         True]),
+    (6, ["st_cmaes", "bt_spx_cta", "cmaes", "total_pnl", None, "maximize", "IS", 16, 6, 0, "cs_tight", None, True]),
+    (7, ["st_cat", "bt_spx_cta", "random", "sharpe", None, "maximize", "IS", 8, 7, 0, None, None, True]),
 ]
 #: cs_tight (CONSTRAINT_SETS row 3, CONSTRAINTS row 6): IS sharpe >= -0.2, hard (about half the demo's trials)
 CONSTRAINT_ROWS = [(3, ["cs_tight", "a bar some trials miss", True])]
@@ -94,14 +48,18 @@ PARAM_ROWS = [
     (7, ["st_grid", "strategy", "spx_cta_z", "entry", "X", "float", 0.5, 1.0, 0.5, None, None, None, 0.5]),
     (8, ["st_rule", "strategy", "spx_cta_z", "window", "X", "int", 20, 100, 20, None, "g", "window >= 60", 60]),
     (9, ["st_rule", "strategy", "spx_cta_z", "entry", None, "float", None, None, None, None, None, None, 0.5]),
-    *[
-        (r, [sid, "strategy", "spx_cta_z", name, "X", kind, lo, hi, step, None, None, None, dflt])
-        for sid, r0 in (("st_nsga", 10), ("st_cmaes", 12))
-        for r, (name, kind, lo, hi, step, dflt) in zip(
-            (r0, r0 + 1), (("window", "int", 20, 250, 10, 60), ("entry", "float", 0, 2, 0.1, 0.5)), strict=True
-        )
-    ],
-]  # fmt: skip
+    (10, ["st_nsga", "strategy", "spx_cta_z", "window", "X", "int", 20, 250, 10, None, None, None, 60]),
+    (11, ["st_nsga", "strategy", "spx_cta_z", "entry", "X", "float", 0, 2, 0.1, None, None, None, 0.5]),
+    (12, ["st_cmaes", "strategy", "spx_cta_z", "window", "X", "int", 20, 250, 10, None, None, None, 60]),
+    (13, ["st_cmaes", "strategy", "spx_cta_z", "entry", "X", "float", 0, 2, 0.1, None, None, None, 0.5]),
+    (14, ["st_cat", "strategy", "spx_cta_z", "window", "X", "categorical", None, None, None, "40,60", None, None, 60]),
+    (15, ["st_cat", "backtest", "bt_spx_cta", "slippage_value", "X", "float", 0, 1, 0.5, None, None, None, 0.5]),
+    (16, ["st_cat", "backtest", "bt_spx_cta", "allow_flip_same_day", "X", "bool", None, None, None, None, None, None,
+          True]),
+    (17, ["st_cat", "backtest", "bt_spx_cta", "execution_price_model", "X", "categorical", None, None, None,
+          "mid,spread_adjusted", None, None, "mid"]),
+]
+# fmt: on
 
 
 def _cells(sheet: str, rows: list[tuple[int, list]]) -> list[tuple[str, str, object]]:

@@ -202,6 +202,32 @@ def test_cmaes_infeasible_trials_are_penalised(opt: Project) -> None:
     assert out.best_trial == best["number"]
 
 
+def test_categorical_bool_and_backtest_columns(opt: Project) -> None:
+    """Choices come back typed (numbers as numbers), BACKTESTS columns (scope backtest) vary per column of
+    one engine call, and each trial equals an independent IS-window run with the same parameter set."""
+    out = run_study(opt.snapshot, opt.paths, opt.reg, "st_cat")
+    rows = _trials(out)
+    keys = {
+        "window",
+        "backtest.slippage_value",
+        "backtest.allow_flip_same_day",
+        "backtest.execution_price_model",
+    }
+    assert len(rows) == 8 and all(set(r["params"]) == keys for r in rows)
+    for r in rows:
+        p = r["params"]
+        assert p["window"] in (40, 60) and isinstance(p["window"], int)
+        assert p["backtest.slippage_value"] in (0.0, 0.5, 1.0)
+        assert isinstance(p["backtest.allow_flip_same_day"], bool)
+        assert p["backtest.execution_price_model"] in ("mid", "spread_adjusted")
+        assert r["p.backtest.execution_price_model"] == p["backtest.execution_price_model"]
+    assert len({json.dumps(r["params"], sort_keys=True) for r in rows}) > 2
+    for r in rows[:3]:
+        p = {**r["params"], "backtest.end_date": IS_END.isoformat(), "backtest.oos_last_x_months": 0}
+        ref = run_backtest(opt.snapshot, opt.paths, opt.reg, "bt_spx_cta", p).metrics["full"]
+        assert all(_same(r[f"is.{m}"], ref.get(m)) for m in METRIC_NAMES), r["params"]
+
+
 def test_oos_prices_leave_trials_and_is_values_identical(opt: Project, opt_oos: Project) -> None:
     a = run_study(opt.snapshot, opt.paths, opt.reg, "st_spx_cta", n_trials=20)
     b = run_study(opt_oos.snapshot, opt_oos.paths, opt_oos.reg, "st_spx_cta", n_trials=20)
