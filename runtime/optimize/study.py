@@ -351,14 +351,17 @@ def _repair_files(run_dir: Path) -> list[str]:
     return notes
 
 
-def _requeue_stale(study: Any) -> int:
-    """RUNNING trials of a dead process -> FAIL, their params enqueued again (evaluated once more)."""
+def _requeue_stale(study: Any, spec: StudySpec) -> int:
+    """RUNNING trials of a dead process -> FAIL; those that had all their params (asked, maybe being
+    evaluated) are enqueued again with them, so they are evaluated once more. A trial killed inside ask
+    (some params written, not all) was never evaluated: it is only failed, and a fresh trial replaces it."""
     from optuna.trial import TrialState
 
+    keys = {p.key for p in spec.searched}
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(t.number, state=TrialState.FAIL)
-        if t.params:
+        if set(t.params) == keys:
             study.enqueue_trial(dict(t.params), user_attrs={"requeued_from": t.number})
         n += 1
     return n
@@ -574,7 +577,7 @@ def run_study(
         study.set_user_attr("study_run_id", srid)
         study.set_user_attr("spec", _clean(spec.as_json()))
     if resume:
-        stale = _requeue_stale(study)
+        stale = _requeue_stale(study, spec)
         if stale:
             notes.append(
                 f"resume: {stale} trial(s) left RUNNING by a dead process were failed and asked again"
@@ -608,7 +611,7 @@ def run_study(
         notes.append(
             f"{len(bad)} worker process(es) exited with an error (codes {bad}); the main one finished the study"
         )
-        if _requeue_stale(study):
+        if _requeue_stale(study, spec):
             _work(snap, paths, reg, job, 0, progress)
     search_s = time.perf_counter() - t1
     recs = records(study, spec)
