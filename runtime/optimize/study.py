@@ -108,10 +108,13 @@ def _quiet() -> None:
 
 
 def _storage(run_dir: Path) -> Any:
+    """The study's journal; an open(O_EXCL) lock, not Optuna's default symlink lock (a symlink needs
+    admin rights or developer mode on Windows). Both lock `journal.log.lock`, so they exclude each other."""
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    return JournalStorage(JournalFileBackend(str(run_dir / JOURNAL)))
+    path = str(run_dir / JOURNAL)
+    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
 
 
 @contextlib.contextmanager
