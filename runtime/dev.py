@@ -232,6 +232,9 @@ def demo(py: Path) -> None:
     _run([bt, "eval", DEMO_EXPR, "--start", "2018-10-01"])
     _run([bt, "run", "bt_spx_cta"])  # daily: IS/OOS summary and the tearsheet path
     _run([bt, "run", "bt_es_delta"])  # intraday on the demo ES 1m bars
+    _run([bt, "run", "bt_es_daily_custom"])  # daily ES sessions, filled at 09:00 Chicago from the 1m bars
+    _run([bt, "optimize", "st_spx_cta"])  # Optuna on IS only: best trial, top re-runs, study report
+    _run([bt, "robustness", "st_spx_cta"])  # the study's profile: every test, summary and report.html
     _run([bt, "status"])
     _run([bt, "context-pack", "--quiet"])
 

@@ -45,7 +45,7 @@ FIXED_COLUMNS = {
     "execution_time": "the availability check of every expression depends on it",
     "frequency": "it chooses the grid and the price dataset",
     "custom_execution_time": "the fill time is part of the execution the expressions are checked at",
-    "rebalance_rule": "it chooses which rows decide; not a key of contract A (one backtest row per rule)",
+    "rebalance_rule": "it chooses which rows decide, one mask shared by every column of a call; not a key of contract A",
     "as_of_date": "it chooses the data vintage of every input",
     "enabled": "it is not a parameter",
     "notes": "it is not a parameter",
