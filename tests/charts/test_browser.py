@@ -8,8 +8,6 @@ to be looked at.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +16,11 @@ import pytest
 
 from runtime.charts.api import ChartSource, candles, footprint
 from runtime.charts.render import write_demo_charts
+from tests.browser import ARGS, chromium
 from tests.charts.rows import rows_of, ticks_per_row
 from tests.derive.conftest import Derived
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 STATE = """() => {
   const g = document.getElementById('chart'), L = g._fullLayout;
   const layer = (sub, sel) => document.querySelectorAll('.subplot.xy .overplot > g.' + sub + ' ' + sel).length;
@@ -47,20 +36,6 @@ STATE = """() => {
     shades: document.querySelectorAll('.layer-below .shapelayer path').length,
   };
 }"""
-
-
-def _chromium() -> str:
-    """$BACKTEST_CHROMIUM (what `make test` found or installed), else /usr/bin/chromium, else one on PATH."""
-    env = os.environ.get("BACKTEST_CHROMIUM")
-    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-    found = [Path(env)] if env else [CHROMIUM, *(Path(p) for n in names if (p := shutil.which(n)))]
-    path = next((p for p in found if p.is_file()), None)
-    if path is None:
-        pytest.fail(
-            "headless Chromium not found (BACKTEST_CHROMIUM, /usr/bin/chromium, PATH): run `make test`, which "
-            "installs it (Debian: apt-get install chromium), or set BACKTEST_CHROMIUM to a Chrome binary"
-        )
-    return str(path)
 
 
 def _settle(page: Any, mode: str | None = None) -> dict[str, Any]:
@@ -89,7 +64,7 @@ def test_demo_charts_full_day_and_45_minute_zoom_in_chromium(synth: Derived, tmp
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("the playwright package is missing: pip install playwright (never `playwright install`)")
-    exe = _chromium()
+    exe = chromium()
     env = synth.env
     src = ChartSource(env.paths.derived_dir, env.ds.dataset_id)
     out = tmp_path / "charts"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,9 @@ import pytest
 from runtime.contracts import UserError
 from runtime.engine.contracts import METRIC_NAMES
 from runtime.optimize import report as rp
+from tests.browser import OfflinePage, launch
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-quic",
-]
 SEARCHED = [
     {"key": "window", "scope": "strategy", "target_id": "spx_cta_z", "name": "window", "type": "int",
      "low": 20, "high": 250, "step": 10, "choices": None},
@@ -274,60 +267,30 @@ def test_degenerate_studies_still_render(runs: Path) -> None:
         rp.load_study_run(runs)
 
 
-def _chromium() -> str:
-    from runtime.dev import find_browser
-
-    path = os.environ.get("BACKTEST_CHROMIUM") or find_browser() or shutil.which("chromium")
-    if not path:
-        pytest.fail("headless Chromium not found: run `make test` (it installs it) or set BACKTEST_CHROMIUM")
-    return str(path)
-
-
 FIGURES = ("fig-history", "fig-importance", "fig-pareto", "fig-slices", "fig-isoos")
 
 
 def render_in_chromium(page_path: Path, figures: tuple[str, ...], shot: Path) -> dict[str, Any]:
     """Open the page offline; every figure drawn; errors and any non-file request collected."""
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 950})
-            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-            page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-            page.on(
-                "request",
-                lambda r: errors.append(f"request: {r.url}") if not r.url.startswith("file:") else None,
-            )
-            page.goto(page_path.as_uri())
-            page.wait_for_function(
-                "ids => ids.every(i => document.querySelector('#' + i + ' .main-svg'))",
-                arg=list(figures),
-                timeout=60_000,
-            )
-            page.wait_for_timeout(500)
-            state = page.evaluate(
-                """ids => Object.fromEntries(ids.map(i => { const g = document.getElementById(i);
-                   return [i, {traces: g.data.length, height: g.getBoundingClientRect().height,
-                     drawn: g.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length,
-                     points: g.querySelectorAll('.scatterlayer .point, .barlayer .point').length}]; }))""",
-                list(figures),
-            )
-            state["paste"] = page.evaluate("() => document.getElementById('paste-params')?.value || ''")
-            state["constraint_rows"] = page.evaluate(
-                "() => document.querySelectorAll('table.constraints tr').length - 1"
-            )
-            shot.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
-    assert not errors, errors
+    with launch() as browser:
+        page = OfflinePage(browser)
+        page.open(page_path, figures, timeout=60_000)
+        state = page.page.evaluate(
+            """ids => Object.fromEntries(ids.map(i => { const g = document.getElementById(i);
+               return [i, {traces: g.data.length, height: g.getBoundingClientRect().height,
+                 drawn: g.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length,
+                 points: g.querySelectorAll('.scatterlayer .point, .barlayer .point').length}]; }))""",
+            list(figures),
+        )
+        state["paste"] = page.page.evaluate("() => document.getElementById('paste-params')?.value || ''")
+        state["constraint_rows"] = page.page.evaluate(
+            "() => document.querySelectorAll('table.constraints tr').length - 1"
+        )
+        page.shot(shot)
+    assert not page.errors, page.errors
     for fid in figures:
         s = state[fid]
         assert s["traces"] >= 1 and s["height"] > 150 and s["drawn"] >= 1 and s["points"] >= 1, (fid, s)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     return state
 
 

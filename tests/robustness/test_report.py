@@ -10,7 +10,6 @@ lookahead lags, the fold boundaries, the PBO logits). Screenshots: tests/robustn
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,15 +23,9 @@ import pytest
 from runtime.contracts import UserError
 from runtime.robustness import stats
 from runtime.robustness.report import load_run, summary_frame, write_report
+from tests.browser import OfflinePage, launch
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-quic",
-]
 A = 252
 FAST = [5, 10, 15, 20, 30, 40]
 SLOW = [50, 80, 110, 140, 170, 200]
@@ -432,39 +425,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> RealRun:
 # --------------------------------------------------------------------------------------------------
 
 
-def chromium() -> str:
-    from runtime.dev import find_browser
-
-    path = os.environ.get("BACKTEST_CHROMIUM") or find_browser() or shutil.which("chromium")
-    if not path:
-        pytest.fail("headless Chromium not found: run `make test` (it installs it) or set BACKTEST_CHROMIUM")
-    return str(path)
-
-
-class Browser:
-    """One page opened offline; every page error, console error and non-file request is collected."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
-        page.on(
-            "request",
-            lambda q: None if q.url.startswith("file:") else self.errors.append(f"request: {q.url}"),
-        )
-
-    def open(self, path: Path) -> list[str]:
-        """Load the page, wait until every plotly div is drawn; returns the figure ids."""
-        self.page.goto(path.as_uri())
-        ids: list[str] = self.page.evaluate(
-            "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => d.id)"
-        )
-        self.page.wait_for_function(
-            "ids => ids.every(i => document.querySelector('#' + i + ' .main-svg'))", arg=ids, timeout=90_000
-        )
-        self.page.wait_for_timeout(400)
-        return ids
+class Browser(OfflinePage):
+    """The shared offline page plus the robustness checks' view of a drawn figure."""
 
     def fig(self, fid: str) -> dict[str, Any]:
         """The drawn figure's data and layout (what plotly holds after drawing) and its drawn height."""
@@ -480,27 +442,18 @@ class Browser:
             fid,
         )
 
-    def shot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(exist_ok=True)
-        p = ARTIFACTS / name
-        self.page.screenshot(path=str(p), full_page=True)
-        return p
+    def shot(self, name: str) -> Path:  # type: ignore[override]
+        return super().shot(ARTIFACTS / name, min_bytes=10_000)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium(), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch() as b:
+        yield b
 
 
 def _page(browser: Any) -> Browser:
-    return Browser(browser.new_page(viewport={"width": 1400, "height": 950}))
+    return Browser(browser)
 
 
 # --------------------------------------------------------------------------------------------------
