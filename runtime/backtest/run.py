@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -46,6 +45,7 @@ from runtime.evaluation.grids import (
     session_grid,
 )
 from runtime.evaluation.sources import WorkspaceSources
+from runtime.storage.atomic import atomic_dir
 from runtime.storage.registry import Registry, upsert_rows, utcnow
 
 ARTIFACTS = (
@@ -728,12 +728,7 @@ def run_backtest(
         data = evaluate_run(snap, paths, reg, cb, sources=sources, store=store, timings=timings)
     text, mnotes = metrics_json(data.result.metrics)
     t3 = time.perf_counter()
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    tmp = runs_dir / f".tmp-{rid}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_dir(final) as tmp:
         shutil.copyfile(snap.path, tmp / "snapshot.json")
         inputs = _inputs(cb, versions, params)
         (tmp / "inputs.json").write_text(
@@ -753,16 +748,6 @@ def run_backtest(
             from runtime.backtest.tearsheet import render_tearsheet
 
             (tmp / "tearsheet.html").write_text(render_tearsheet(data, rid), encoding="utf-8")
-        old = None
-        if final.exists():
-            old = runs_dir / f".old-{rid}-{os.getpid()}"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     timings["write"] = time.perf_counter() - t3
     notes = (*data.notes, *mnotes)
     finished = utcnow()

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from runtime.backtest.tearsheet import CSS as TEARSHEET_CSS
+from runtime.config.schema import ROBUSTNESS_TESTS
 from runtime.contracts import UserError
 
 REPORT_NAME = "report.html"
@@ -31,19 +32,7 @@ LEVEL_COLOURS = {"pass": "#1b7f3b", "warn": "#c77700", "fail": "#b3261e", "info"
 STATUS_COLOURS = {"skipped": "#7a808c", "error": "#6b1d1d"}
 LOOKAHEAD_FILL = "rgba(209,123,0,0.13)"
 #: reading order of the sections (tests not listed follow in summary order)
-ORDER = (
-    "is_oos_gap",
-    "walk_forward",
-    "purge_embargo",
-    "block_bootstrap",
-    "placebo_shuffle",
-    "lag_sweep",
-    "sensitivity_1d",
-    "sensitivity_2d",
-    "regimes",
-    "cost_sensitivity",
-    "multiple_testing",
-)
+ORDER = ROBUSTNESS_TESTS  # the workbook's order (runtime.config.schema)
 TITLES = {
     "is_oos_gap": "In-sample vs out-of-sample",
     "walk_forward": "Walk-forward (re-optimised per fold, stitched out-of-sample)",

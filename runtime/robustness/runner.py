@@ -18,8 +18,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -33,6 +31,7 @@ from runtime.config.robustness import check_test_params
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.robustness import engine_tests as et
 from runtime.robustness.contracts import EngineInputs, RobustnessOutcome, TestResult
+from runtime.storage.atomic import atomic_dir
 from runtime.storage.registry import Registry, insert_rows, upsert_rows, utcnow
 
 Progress = Callable[[int, int, str], None]  #: (index of the test starting, number of tests, test_id)
@@ -726,12 +725,7 @@ def _write(runs_dir: Path, rid: str, final: Path, summary: dict[str, Any], resul
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    tmp = runs_dir / f".tmp-{rid}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_dir(final) as tmp:
         for r in results:
             for name, df in r.tables.items():
                 pq.write_table(
@@ -743,16 +737,6 @@ def _write(runs_dir: Path, rid: str, final: Path, summary: dict[str, Any], resul
             json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
         )
         _report(tmp)
-        old = None
-        if final.exists():
-            old = runs_dir / f".old-{rid}-{os.getpid()}"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 __all__ = ["TESTS", "Context", "inputs_from_run", "robustness_run_id", "run_robustness"]

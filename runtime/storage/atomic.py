@@ -87,3 +87,29 @@ def clean_stale_temp(root: Path) -> int:
             p.unlink()
             n += 1
     return n
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """A run folder written whole or not at all: yields a temp folder beside `final`, renamed into place.
+
+    Why: a run folder is read as a unit (metrics beside their tables); a killed or failing writer leaves no
+    half folder, and a forced rerun moves the old folder aside only at the moment the new one is complete.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = final.parent / f".old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -46,7 +46,7 @@ class Project:
     reg: Registry
 
 
-def _open(root: Path) -> Project:
+def open_project(root: Path) -> Project:
     from runtime.config.loader import load_snapshot, snapshot_paths
 
     snap = load_snapshot(root / "config" / "exports" / "latest.json")
@@ -56,19 +56,25 @@ def _open(root: Path) -> Project:
     return Project(root, snap, paths, reg)
 
 
+def es_demo_project(root: Path) -> Project:
+    """The daily demo series plus 4 days of small synthetic ES (2018-11-05..08), ingested and derived."""
+    return open_project(
+        demo_project(
+            root,
+            ["demo-data", "--days", "4", "--trades-per-day", "3000", "--start", "2018-11-05"],
+            ["ingest", "daily"],
+            ["ingest", "databento"],
+            ["derive"],
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = demo_project(
-        tmp_path_factory.mktemp("backtest") / "proj",
-        ["demo-data", "--days", "4", "--trades-per-day", "3000", "--start", "2018-11-05"],
-        ["ingest", "daily"],
-        ["ingest", "databento"],
-        ["derive"],
-    )
-    return _open(root)
+    return es_demo_project(tmp_path_factory.mktemp("backtest") / "proj")
 
 
 @pytest.fixture(scope="session")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """Exported and initialised, demo files written, nothing ingested: no instrument has prices."""
-    return _open(demo_project(tmp_path_factory.mktemp("backtest_bare") / "proj"))
+    return open_project(demo_project(tmp_path_factory.mktemp("backtest_bare") / "proj"))

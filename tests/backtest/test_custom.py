@@ -266,7 +266,7 @@ def mourning(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
     from runtime.config.export import export_workbook
     from runtime.config.template import write_template
-    from tests.backtest.conftest import _open
+    from tests.backtest.conftest import open_project
     from tests.conftest import run_cli
 
     root = tmp_path_factory.mktemp("mourning") / "proj"
@@ -289,7 +289,7 @@ def mourning(tmp_path_factory: pytest.TempPathFactory) -> Project:
     ):
         r = run_cli(args, root)
         assert r.code == 0, (args, r.err)
-    return _open(root)
+    return open_project(root)
 
 
 def test_a_session_without_rth_bars_is_marked_at_the_previous_close(mourning: Project) -> None:

@@ -204,7 +204,7 @@ def _project_without_oos_prices(root: Path, oos_from: dt.date) -> Project:
     """A demo project whose S&P 500 source file stops at the IS end (every OOS row deleted, then ingested)."""
     import openpyxl
 
-    from tests.backtest.conftest import _open
+    from tests.backtest.conftest import open_project
     from tests.conftest import run_cli
     from tests.foundation.helpers import demo_project
 
@@ -222,7 +222,7 @@ def _project_without_oos_prices(root: Path, oos_from: dt.date) -> Project:
     wb.save(src)
     r = run_cli(["ingest", "daily"], root)
     assert r.code == 0, r.err
-    return _open(root)
+    return open_project(root)
 
 
 def test_is_only_reads_and_simulates_nothing_after_the_is_end(demo: Project, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from runtime.backtest.run import open_run
-from tests.backtest.conftest import Project, _open
+from tests.backtest.conftest import Project, open_project
 from tests.conftest import run_cli
 from tests.foundation.helpers import wb_path
 
@@ -72,7 +72,7 @@ def flags(tmp_path_factory: pytest.TempPathFactory) -> Project:
     ):
         r = run_cli(args, root)
         assert r.code == 0, (args, r.err)
-    return _open(root)
+    return open_project(root)
 
 
 def test_save_flags_off_write_only_metrics_inputs_snapshot_trades(flags: Project) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.backtest.conftest import Project, _open
+from tests.backtest.conftest import Project, open_project
 from tests.conftest import run_cli
 from tests.foundation.helpers import demo_project, edit, wb_path
 
@@ -103,7 +103,7 @@ def _build(root: Path, oos_changed: bool) -> Project:
         _change_oos_prices(root)
     r = run_cli(["ingest", "daily"], root)
     assert r.code == 0, r.err
-    return _open(root)
+    return open_project(root)
 
 
 @pytest.fixture(scope="session")

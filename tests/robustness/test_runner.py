@@ -24,8 +24,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from runtime.contracts import ConfigSnapshot, ConfigValidationError, ResolvedPaths, UserError
+from runtime.contracts import ConfigValidationError, UserError
 from runtime.storage.registry import Registry
+from tests.backtest.conftest import Project, open_project
 from tests.foundation.helpers import demo_project, edit, wb_path
 
 STUDY_TRIALS = 24
@@ -40,30 +41,12 @@ RUNNER = (
 
 
 @dataclass(frozen=True)
-class Project:
-    root: Path
-    snapshot: ConfigSnapshot
-    paths: ResolvedPaths
-    reg: Registry
-
-
-@dataclass(frozen=True)
 class Runs:
     project: Project
     bt: Any  # RobustnessOutcome of bt_spx_cta, profile rp_default
     st: Any  # of st_spx_cta (the study's rp_default)
     wf: Any  # of st_spx_cta, profile rp_wf
     progress: list[tuple[int, int, str]]
-
-
-def _open(root: Path) -> Project:
-    from runtime.config.loader import load_snapshot, snapshot_paths
-
-    snap = load_snapshot(root / "config" / "exports" / "latest.json")
-    paths = snapshot_paths(snap, None)
-    reg = Registry(paths.duckdb_file)
-    reg.migrate()
-    return Project(root, snap, paths, reg)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +77,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         ],
     )
     export_workbook(wb_path(root))
-    p = _open(root)
+    p = open_project(root)
     run_study(p.snapshot, p.paths, p.reg, "st_spx_cta", n_trials=STUDY_TRIALS)
     prog: list[tuple[int, int, str]] = []
     bt = run_robustness(p.snapshot, p.paths, p.reg, "bt_spx_cta", profile="rp_default",

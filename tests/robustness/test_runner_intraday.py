@@ -10,25 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runtime.config.loader import load_snapshot, snapshot_paths
-from runtime.storage.registry import Registry
-from tests.foundation.helpers import demo_project
+from tests.backtest.conftest import es_demo_project
 
 
 @pytest.fixture(scope="module")
 def es(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    root = demo_project(
-        tmp_path_factory.mktemp("robustness_es") / "proj",
-        ["demo-data", "--days", "4", "--trades-per-day", "3000", "--start", "2018-11-05"],
-        ["ingest", "daily"],
-        ["ingest", "databento"],
-        ["derive"],
-    )
-    snap = load_snapshot(root / "config" / "exports" / "latest.json")
-    paths = snapshot_paths(snap, None)
-    reg = Registry(paths.duckdb_file)
-    reg.migrate()
-    return snap, paths, reg
+    p = es_demo_project(tmp_path_factory.mktemp("robustness_es") / "proj")
+    return p.snapshot, p.paths, p.reg
 
 
 @pytest.mark.parametrize("backtest_id", ["bt_es_delta", "bt_es_daily_custom"])
