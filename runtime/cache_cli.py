@@ -7,34 +7,16 @@ context like every command, and accepts them after the command too.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from runtime.cli_base import BacktestTyper, command_app
+from runtime.cli_base import BacktestTyper, ConfigOpt, ProfileOpt, command_app, console
+from runtime.cli_base import say as _say
 from runtime.contracts import UserError
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-
 app = BacktestTyper(no_args_is_help=True, help="List or clear the feature cache (FEATURE_CACHE_DIR).")
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
-]
-ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", help="PATHS profile to use instead of the active one")
-]
-
-
-def _say(msg: str) -> None:
-    from runtime.app import LOG
-
-    console.print(msg)
-    LOG.info(msg)
 
 
 def human_bytes(n: int) -> str:

@@ -18,10 +18,19 @@ from rich.markup import escape
 
 from dsl import DslError
 from runtime.app import LOG, App, attach_fallback_log, default_workbook, find_project_root, setup_logging
-from runtime.cli_base import BacktestTyper, command_app, os_error_message, parse_params_json, version
+from runtime.cli_base import (
+    BacktestTyper,
+    ConfigOpt,
+    ProfileOpt,
+    command_app,
+    console,
+    os_error_message,
+    parse_params_json,
+    say,
+    version,
+)
 from runtime.contracts import ConfigValidationError, UserError
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, highlight=False)
 
 app = BacktestTyper(
@@ -51,12 +60,6 @@ from runtime.robustness.cli import robustness_cmd  # noqa: E402  (with the robus
 
 app.command("robustness")(robustness_cmd)
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
-]
-ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", help="PATHS profile to use instead of the active one")
-]
 WorkbookOpt = Annotated[
     Path | None, typer.Option("--workbook", help="workbook (default config/run_config.xlsx)")
 ]
@@ -96,11 +99,6 @@ def _opts(ctx: typer.Context, config: Path | None, profile: str | None) -> Globa
 
 def _app(ctx: typer.Context, config: Path | None, profile: str | None, command: str) -> App:
     return command_app(ctx, config, profile, command)
-
-
-def say(msg: str) -> None:
-    console.print(msg)
-    LOG.info(msg)
 
 
 # ---- init / config -----------------------------------------------------------------------------------

@@ -14,19 +14,38 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import traceback
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 HELP_NAMES = ["-h", "--help"]
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][\w.]*=\S*$")  # name=value (the values of --param / --slot)
 _PLACEHOLDER = {"str": "TEXT", "int": "N", "float": "NUMBER", "path": "PATH", "datetime": "DATE"}
 _PROJECT_DIRS = ("runtime", "dsl", "compiler")
+
+#: every command module prints through one console (wide enough when piped: CI logs, the demo's output)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="PATHS profile to use instead of the active one")
+]
+
+
+def say(msg: str) -> None:
+    """Print a line as written (no rich markup) and keep it in the run log."""
+    from runtime.app import LOG
+
+    console.print(msg, markup=False, highlight=False)
+    LOG.info(msg)
 
 
 def version() -> str:

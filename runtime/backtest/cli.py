@@ -8,24 +8,13 @@ User errors are UserError (exit 1 through runtime.cli.main, no traceback, nothin
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from runtime.cli_base import command_app, parse_params_json
-
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
-]
-ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", help="PATHS profile to use instead of the active one")
-]
+from runtime.cli_base import ConfigOpt, ProfileOpt, command_app, console, parse_params_json
+from runtime.cli_base import say as _say
 
 #: the summary's rows: (metric id, label, format)
 SUMMARY = (
@@ -47,13 +36,6 @@ SUMMARY = (
     ("n_bars", "bars", "int"),
     ("end_equity", "end equity", "money"),
 )
-
-
-def _say(msg: str) -> None:
-    from runtime.app import LOG
-
-    console.print(msg, markup=False, highlight=False)
-    LOG.info(msg)
 
 
 def _fmt(v: Any, kind: str) -> str:

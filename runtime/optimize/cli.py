@@ -10,32 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from runtime.cli_base import command_app
-
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="snapshot JSON (default config/exports/latest.json)")
-]
-ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", help="PATHS profile to use instead of the active one")
-]
-
-
-def _say(msg: str) -> None:
-    from runtime.app import LOG
-
-    console.print(msg, markup=False, highlight=False)
-    LOG.info(msg)
+from runtime.cli_base import ConfigOpt, ProfileOpt, command_app, console
+from runtime.cli_base import say as _say
 
 
 def _num(v: Any) -> str:

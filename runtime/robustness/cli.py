@@ -13,21 +13,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from runtime.cli_base import command_app
+from runtime.cli_base import command_app, console
+from runtime.cli_base import say as _say
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 LEVEL_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "info": "blue"}
-
-
-def _say(msg: str) -> None:
-    from runtime.app import LOG
-
-    console.print(msg, markup=False, highlight=False)
-    LOG.info(msg)
 
 
 def summary_table(summary: dict) -> Table:

@@ -58,6 +58,7 @@ class Case:
 STRATEGY_SIGNALS = {
     "spx_cta_z": ("zscore_threshold", {"primary": "cta_flow"}, {"entry": 0.5, "lag": 1, "window": 60}),
     "es_delta_trend": ("zscore_threshold", {"primary": "es_delta"}, {"entry": 1.0, "lag": 1, "window": 30}),
+    "es_daily_trend": ("trend_sign", {"primary": "spx_ret"}, {"lag": 1}),
 }
 STRATEGY_GATES = {"spx_cta_z": "calm_vol AND credit_ok", "es_delta_trend": "asof(calm_vol)"}
 STRATEGY_SCALING = {"spx_cta_z": "clip(0.15 / lag(spx_vol_20, 1), 0, 2)"}
