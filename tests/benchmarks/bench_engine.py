@@ -331,14 +331,14 @@ def param_sets_child(out_npy: str) -> dict[str, Any]:
     """A demo project (not timed), then run_param_sets on n sets cold (fresh bindings) and warm (the feature
     cache holds them), and one set per call for 20 of them (the per-set cost without batching)."""
     from runtime.backtest.many import run_param_sets
-    from tests.backtest.conftest import _open
+    from tests.backtest.conftest import open_project
     from tests.foundation.helpers import demo_project
 
     n = int(os.environ.get("BENCH_ENGINE_SETS", "1000"))
     with tempfile.TemporaryDirectory(prefix="bench_sets_") as d:
         t0 = time.perf_counter()
         demo_project(Path(d) / "proj", ["ingest", "daily"])
-        p = _open(Path(d) / "proj")
+        p = open_project(Path(d) / "proj")
         setup = time.perf_counter() - t0
         go = lambda sets, **kw: run_param_sets(p.snapshot, p.paths, p.reg, "bt_spx_cta", sets, **kw)  # noqa: E731
         t0 = time.perf_counter()

@@ -56,7 +56,7 @@ def _set_study(root: Path, **values: Any) -> Any:
     import openpyxl
 
     from runtime.config.export import export_workbook
-    from tests.backtest.conftest import _open
+    from tests.backtest.conftest import open_project
     from tests.foundation.helpers import wb_path
 
     wb = openpyxl.load_workbook(wb_path(root))
@@ -67,7 +67,7 @@ def _set_study(root: Path, **values: Any) -> Any:
         ws.cell(row, head[k]).value = v
     wb.save(wb_path(root))
     export_workbook(wb_path(root))
-    return _open(root)
+    return open_project(root)
 
 
 def _warm(p: Any) -> float:
@@ -183,7 +183,7 @@ def _journal(n: int, tmp: Path) -> dict[str, float]:
 
 
 def measure(say: Any = print) -> dict[str, Any]:
-    from tests.backtest.conftest import _open
+    from tests.backtest.conftest import open_project
     from tests.foundation.helpers import demo_project
 
     n = _n("BENCH_OPTIMIZE_TRIALS", 200)
@@ -193,7 +193,7 @@ def measure(say: Any = print) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench_optimize_") as d:
         t0 = time.perf_counter()
         root = demo_project(Path(d) / "proj", ["ingest", "daily"])
-        p = _open(root)
+        p = open_project(root)
         res["setup"] = time.perf_counter() - t0
         res["warm"] = _warm(p)
         say(f"  setup {res['setup']:.0f} s, warm-up {res['warm']:.1f} s", flush=True)
