@@ -135,7 +135,8 @@ def optimize_cmd(
         _say("paste into OPTIMIZATION_PARAMS default_value_if_not_optimized (or run it):")
         for k, v in best.items():
             _say(f"  {k} = {v}")
-        _say(f"  backtest run {out.spec.backtest_id} --params '{json.dumps(best)}'")
+        # the run needs the fixed values too (a default_value_if_not_optimized may differ from the workbook's)
+        _say(f"  backtest run {out.spec.backtest_id} --params '{json.dumps(dict(given))}'")
         console.print(best_table(out))
     _say(f"study run: {out.run_dir} (study.json, trials.parquet, journal.log)")
     report = out.run_dir / "report.html"

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -348,10 +349,12 @@ def test_cli_prints_the_best_trial_and_writes_the_report(opt: Project) -> None:
     assert r.returncode == 0, r.stderr
     doc = next(json.loads(p.read_text()) for p in opt.paths.runs_dir.glob("st_grid-*/study.json"))
     assert f"best trial {doc['best_trial']}" in r.stdout
-    assert (
-        f"backtest run bt_spx_cta --params '{json.dumps({k: doc['best_params'][k] for k in ('window', 'entry')})}'"
-        in r.stdout
-    )
+    printed = re.search(r"backtest run bt_spx_cta --params '(.*)'", r.stdout)
+    assert printed and json.loads(printed.group(1)) == doc["best_params"]  # fixed values included
+    # following the printed line finds the best trial's own full re-run: the same parameters, the same run
+    best_run = next(t["run_id"] for t in doc["top_runs"] if t["trial"] == doc["best_trial"])
+    again = _cli(["run", "bt_spx_cta", "--params", printed.group(1)], opt.root)
+    assert again.returncode == 0 and f"run {best_run} exists" in again.stdout, again.stdout + again.stderr
     run_dir = opt.paths.runs_dir / doc["study_run_id"]
     assert f"report: {run_dir / 'report.html'}" in r.stdout and (run_dir / "report.html").is_file()
     bad = _cli(["optimize", "st_nope"], opt.root)
