@@ -293,7 +293,12 @@ def _setup_table(data: Any, run_id: str) -> str:
             + (f", OOS after {cb.oos_from}" if cb.oos_from else ", no OOS"),
         ),
         ("grid", f"{cb.frequency}" + (f" {cb.session}" if cb.frequency == "1m" else f" {cb.calendar}")),
-        ("execution", f"{c.execution.execution_time}, price model {costs.price_model}"),
+        (
+            "execution",
+            f"{c.execution.execution_time}"
+            + (f" at {cb.custom_time} exchange time, next session" if cb.custom_time else "")
+            + f", price model {costs.price_model}",
+        ),
         (
             "costs per side",
             f"spread {costs.spread_value:g} {costs.spread_type}, slippage {costs.slippage_value:g} "
