@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from tests.backtest.conftest import Project, _open
+from tests.backtest.conftest import Project, open_project
 from tests.foundation.helpers import demo_project
 from tests.optimize.test_report import ARTIFACTS, render_in_chromium
 
@@ -28,7 +28,7 @@ FIGURES = ("fig-history", "fig-importance", "fig-pareto", "fig-slices", "fig-iso
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return _open(demo_project(tmp_path_factory.mktemp("optimize_nb") / "proj", ["ingest", "daily"]))
+    return open_project(demo_project(tmp_path_factory.mktemp("optimize_nb") / "proj", ["ingest", "daily"]))
 
 
 @pytest.mark.browser
