@@ -221,16 +221,15 @@ def test_compile_cli(exported: Path, cli) -> None:
 def test_graph_notebook_runs(exported: Path) -> None:
     """notebooks/02 in a real kernel on a DATA_ROOT with the demo's CTA data ingested: graph HTML, plan, SQL
     and a plot whose values equal a pandas zscore of the lagged flow read back from the source xlsx."""
-    import nbformat
     import numpy as np
     import pandas as pd
-    from nbclient import NotebookClient
 
     from runtime.config.loader import load_snapshot, snapshot_paths
     from runtime.demo_data.daily import write_daily_samples
     from runtime.ingest.daily import ingest_daily
     from runtime.storage.paths import ensure_layout
     from runtime.storage.registry import Registry
+    from tests.notebooks import execute
 
     snapshot = exported / "config" / "exports" / "latest.json"
     snap = load_snapshot(snapshot)
@@ -242,17 +241,11 @@ def test_graph_notebook_runs(exported: Path) -> None:
     write_daily_samples(incoming, start="2017-01-01")
     ingest_daily(snap.dataset("CTA"), paths, reg)
 
-    repo = Path(__file__).resolve().parents[2]
-    nb = nbformat.read(repo / "notebooks" / "02_inspect_graph.ipynb", as_version=4)
     os.environ["BACKTEST_CONFIG"] = str(snapshot)
     try:
-        NotebookClient(
-            nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(exported)}}
-        ).execute()
+        outputs = execute("02_inspect_graph.ipynb", timeout=180, cwd=exported).outputs
     finally:
         del os.environ["BACKTEST_CONFIG"]
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
     html = [o["data"]["text/html"] for o in outputs if "data" in o and "text/html" in o["data"]]
     assert any("cta_flow" in h for h in html)
     text = "".join(o.get("text", "") for o in outputs)

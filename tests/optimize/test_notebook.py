@@ -9,19 +9,16 @@ numbers are checked against trials.parquet and the top runs' metrics.json read h
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from nbclient import NotebookClient
 
 from tests.backtest.conftest import Project, open_project
 from tests.foundation.helpers import demo_project
+from tests.notebooks import execute
 from tests.optimize.test_report import ARTIFACTS, render_in_chromium
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_optimization.ipynb"
 N_TRIALS = 24  # a value no other test of the study uses (its run id hashes n_trials)
 FIGURES = ("fig-history", "fig-importance", "fig-pareto", "fig-slices", "fig-isoos")
 
@@ -36,22 +33,12 @@ def test_optimization_notebook_and_report(project: Project, monkeypatch: pytest.
     monkeypatch.setenv("BACKTEST_CONFIG", str(project.snapshot.path))
     monkeypatch.setenv("BACKTEST_STUDY", "st_spx_cta")
     monkeypatch.setenv("BACKTEST_N_TRIALS", str(N_TRIALS))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(
-        nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    run = execute("04_optimization.ipynb", timeout=600)
+    text = run.text
     run_dir = next(p for p in project.paths.runs_dir.iterdir() if p.name.startswith("st_spx_cta-"))
     assert str(run_dir) in text and str(run_dir / "report.html") in text  # this project's run, not another's
-    plots = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(plots) == 3, [list(o.get("data", {})) for o in outputs]
-    html = "".join(o["data"].get("text/html", "") for o in outputs if o.output_type == "execute_result")
-    assert "IS total_pnl" in html and "default_value_if_not_optimized" in html
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert "def " not in code and "class " not in code  # thin runner
+    assert len(run.plots) == 3, [list(o.get("data", {})) for o in run.outputs]
+    assert "IS total_pnl" in run.html and "default_value_if_not_optimized" in run.html
 
     # REPORTING rep_study of the template: pareto_plot TRUE, leaderboard_top_n 20; no row -> the defaults
     from runtime.optimize.report import report_options
