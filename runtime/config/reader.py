@@ -314,7 +314,10 @@ def _as_enum(s: str, col: Col) -> str:
             return option
     if not col.strict_enum:
         return s
-    raise CoerceError(f"'{s}' is not one of {', '.join(col.enum)}", "pick a value from the cell's dropdown")
+    why = f" ({col.doc})" if col.doc and len(col.enum) == 1 else ""  # a one-value column says why
+    raise CoerceError(
+        f"'{s}' is not one of {', '.join(col.enum)}{why}", "pick a value from the cell's dropdown"
+    )
 
 
 def _as_list(value: Any) -> list[str]:
