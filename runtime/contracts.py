@@ -14,6 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 
+#: CME equity regular trading hours, exchange time (America/Chicago): a DATASETS row with rth_start / rth_end
+#: blank uses them (ingest RTH flag, derived sessions, custom execution times)
+RTH_HOURS = ("08:30", "15:00")
+
 # --------------------------------------------------------------------------------------------------
 # Errors that are the user's to fix (CLI prints them without a traceback and exits 1)
 # --------------------------------------------------------------------------------------------------
@@ -297,6 +301,11 @@ class DatasetRow(SheetRow):
     rth_end: str | None = None
     api_cost_cap_usd: float | None = None
     api_request_json: Json | None = None
+
+    @property
+    def rth_hours(self) -> tuple[str, str]:
+        """RTH start and end HH:MM in exchange time: the row's, else CME equity RTH (RTH_HOURS)."""
+        return self.rth_start or RTH_HOURS[0], self.rth_end or RTH_HOURS[1]
 
 
 @dataclass(frozen=True)

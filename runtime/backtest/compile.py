@@ -33,8 +33,6 @@ from runtime.engine.contracts import (
 from runtime.graphs import catalog_from_snapshot
 
 FREQUENCIES = {"daily": dsl.Frequency.DAILY, "1m": dsl.Frequency.MINUTE}
-#: RTH hours (exchange time, America/Chicago) when the DATASETS row leaves rth_start / rth_end blank
-RTH_DEFAULT = ("08:30", "15:00")
 
 
 @dataclass(frozen=True)
@@ -84,8 +82,6 @@ class CompiledBacktest:
     custom_time: str | None = None
     #: bar | daily | weekly | monthly: which rows decide (design/ENGINE.md section 6, rebalance_rule)
     rebalance_rule: str = "bar"
-    #: the derived session's hours HH:MM (exchange time) of an intraday instrument (RTH by default)
-    session_hours: tuple[str, str] = ("08:30", "15:00")
 
     @property
     def graphs(self) -> dict[str, CompiledExpr]:
@@ -124,7 +120,7 @@ def _custom_time(bt: Any, ds: Any) -> str:
     """The custom fill time HH:MM, checked inside the session's hours [rth_start, rth_end) in exchange time
     (DATASETS.rth_start/rth_end, America/Chicago for CME): outside them no bar of the session is there."""
     cell = _cell("BACKTESTS", bt, "custom_execution_time")
-    lo, hi = ds.rth_start or RTH_DEFAULT[0], ds.rth_end or RTH_DEFAULT[1]
+    lo, hi = ds.rth_hours
     text = bt.custom_execution_time
     if not text:
         raise UserError(
@@ -429,7 +425,6 @@ def compile_backtest(
         notes=tuple(notes),
         custom_time=custom_time,
         rebalance_rule=rebalance,
-        session_hours=(ds.rth_start or RTH_DEFAULT[0], ds.rth_end or RTH_DEFAULT[1]),
     )
     return _bind_set(compiled, split, binding)
 

@@ -24,7 +24,7 @@ from runtime.config.policies import (
 )
 from runtime.config.reader import RawWorkbook, cell_name, check_structure, coerce_rows
 from runtime.config.schema import BY_NAME, NAMESPACE_SHEETS, SHEETS, Col
-from runtime.contracts import CellError
+from runtime.contracts import RTH_HOURS, CellError
 from runtime.storage.paths import PATH_COLUMNS, foreign_path_reason, resolve_paths, unusable_reason
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -664,7 +664,7 @@ def _backtests(rows: Rows, rep: Reporter, ctx: Ctx) -> None:
         ):
             inst = keyed(rows, "INSTRUMENTS").get(strat.get("instrument_id")) or {}
             ds = keyed(rows, "DATASETS").get(inst.get("prices_dataset_id")) or {}
-            lo, hi = ds.get("rth_start") or "08:30", ds.get("rth_end") or "15:00"
+            lo, hi = ds.get("rth_start") or RTH_HOURS[0], ds.get("rth_end") or RTH_HOURS[1]
             if not lo <= str(hhmm) < hi:
                 rep.at(
                     "BACKTESTS",

@@ -621,7 +621,7 @@ def build_derived(
         raise UserError("derive: choose at least one session (RTH or FULL)")
     if ds.dataset_type != "intraday_trades":
         raise UserError(f"{ds.dataset_id} is a {ds.dataset_type} dataset; derive works on intraday_trades")
-    rth_start, rth_end = ds.rth_start or "08:30", ds.rth_end or "15:00"
+    rth_start, rth_end = ds.rth_hours
     phash = params.params_hash(rth_start, rth_end)
     build_id = f"{ds.dataset_id}-{series}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     sources = plan_sources(ds, paths, reg, series, start, end)

@@ -464,7 +464,7 @@ def plan_ingest(ds: DatasetRow, files: Sequence[Path], reg: Registry, spill_dir:
                 "keep one schema per dataset (make another DATASETS row for the other schema)"
             )
         seen.add(sha)
-        piece = to_canonical(dec, ds.rth_start or "08:30", ds.rth_end or "15:00")
+        piece = to_canonical(dec, *ds.rth_hours)
         k = len(plan.files)
         _spill(spill_dir, "trades", k, piece.table, plan.dates)
         if piece.spreads is not None:

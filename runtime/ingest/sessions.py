@@ -28,7 +28,7 @@ import pandas as pd
 import pandas_market_calendars as pmc
 from dateutil.easter import easter
 
-from runtime.contracts import TradeSession
+from runtime.contracts import RTH_HOURS, TradeSession
 
 CT = ZoneInfo("America/Chicago")
 _UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -257,7 +257,7 @@ def _year_sessions(year: int, rth_start: dt.time, rth_end: dt.time) -> tuple[Tra
 
 
 def cme_equity_sessions(
-    start: dt.date, end: dt.date, rth_start: str = "08:30", rth_end: str = "15:00"
+    start: dt.date, end: dt.date, rth_start: str = RTH_HOURS[0], rth_end: str = RTH_HOURS[1]
 ) -> tuple[TradeSession, ...]:
     """Every CME equity trade date in [start, end] with its Globex segments ([open, close) UTC ns) and RTH.
 
@@ -282,7 +282,7 @@ def _ct_date(ns: int) -> dt.date:
 
 
 def sessions_for_timestamps(
-    min_ns: int, max_ns: int, margin_days: int = 7, rth_start: str = "08:30", rth_end: str = "15:00"
+    min_ns: int, max_ns: int, margin_days: int = 7, rth_start: str = RTH_HOURS[0], rth_end: str = RTH_HOURS[1]
 ) -> tuple[TradeSession, ...]:
     """A session table covering [min_ns, max_ns] with a margin, ready for ``assign_sessions``."""
     margin = dt.timedelta(days=margin_days)
