@@ -63,7 +63,7 @@ from runtime.engine.contracts import (
     Market,
     RunSpec,
 )
-from runtime.engine.kernel import run_many, run_one
+from runtime.engine.kernel import run_many, run_one, session_returns
 from runtime.evaluation.cache_store import ParquetValueStore
 from runtime.evaluation.sources import WorkspaceSources
 from runtime.graphs import catalog_from_snapshot
@@ -140,18 +140,6 @@ def _is_only(cb: CompiledBacktest) -> CompiledBacktest:
     if cb.oos_from is None:
         return cb
     return dataclasses.replace(cb, end=cb.oos_from, oos_from=None, oos_months=0)
-
-
-def _daily_returns(
-    pnl: np.ndarray, equity: np.ndarray, last: np.ndarray, dd: np.ndarray, n_days: int, capital: float
-) -> np.ndarray:
-    """Session net PnL / the previous session's end equity (0 once that equity is <= 0), as the kernel."""
-    day_pnl = np.bincount(dd, weights=pnl, minlength=n_days)
-    prev = np.empty(n_days)
-    prev[0] = capital
-    prev[1:] = equity[last][:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(prev > 0.0, day_pnl / prev, 0.0)
 
 
 def run_param_sets(
@@ -386,9 +374,7 @@ def run_param_sets(
                             )
                             res_u[u] = [[one.metrics[s][m] for m in METRIC_NAMES] for s in SEGMENTS]
                             p = one.paths
-                            ret_u[:, u] = _daily_returns(
-                                p["pnl"][ts:], p["equity"][ts:], last, dd, n_days, capital
-                            )
+                            ret_u[:, u] = session_returns(p["pnl"][ts:], p["equity"][ts:], day[ts:], capital)
                     else:
                         r = run_many(
                             market,

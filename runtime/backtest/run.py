@@ -45,6 +45,7 @@ from runtime.evaluation.grids import (
     session_grid,
 )
 from runtime.evaluation.sources import WorkspaceSources
+from runtime.ingest.sessions import CT
 from runtime.storage.atomic import atomic_dir
 from runtime.storage.registry import Registry, upsert_rows, utcnow
 
@@ -60,8 +61,6 @@ ARTIFACTS = (
 )
 #: written only with REPORTING save_feature_debug = true (every feature the run's graphs read)
 DEBUG_ARTIFACTS = ("features.parquet",)
-#: the exchange time zone of a session calendar (custom_execution_time HH:MM is read in it)
-EXCHANGE_TZ = {"CME_EQUITY": "America/Chicago"}
 
 
 @dataclass(frozen=True)
@@ -289,9 +288,8 @@ def market_prices(cb: CompiledBacktest, grid: Grid, sources: Any) -> Prices:
             "close = the last 1m close of the session"
         )
         if cb.custom_time is not None:
-            tz = EXCHANGE_TZ.get(grid.calendar, "America/Chicago")
-            custom, n_fb = custom_prices(mg, o1, cb.custom_time, tz, close)
-            fb = n_fb
+            tz = CT.key  # CME exchange time: custom_execution_time HH:MM is read in it
+            custom, fb = custom_prices(mg, o1, cb.custom_time, tz, close)
             if fb:
                 notes.append(
                     f"custom execution at {cb.custom_time} ({tz}): {fb} session(s) without a traded 1m bar "
@@ -407,7 +405,7 @@ def trade_window(
             )
         notes.append(f"trading starts at row {new - grid.start} of the range: no price before it")
         ts = new
-    tdates = np.asarray(grid.trade_date if cb.frequency == "1m" else grid.index).astype("datetime64[D]")
+    tdates = row_dates(cb, grid)
     oos = None
     if cb.oos_from is not None:
         after = np.flatnonzero(tdates > np.datetime64(cb.oos_from))
@@ -544,12 +542,7 @@ def _feature_graphs(graph: dsl.Graph) -> dict[str, dsl.Graph]:
         if n.op != "feature":
             continue
         name = str(dict(n.args).get("name"))
-        seen, stack = set(), [n.hash]
-        while stack:
-            h = stack.pop()
-            if h not in seen:
-                seen.add(h)
-                stack += list(graph.find(h).children)
+        seen = {x.hash for x in graph.reachable(n.hash)}
         nodes = tuple(x for x in graph.nodes if x.hash in seen)
         out.setdefault(
             name, dataclasses.replace(graph, root=n.hash, nodes=nodes, text=name, canonical=n.hash, _index={})

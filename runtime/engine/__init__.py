@@ -13,7 +13,7 @@ from runtime.engine.contracts import (
     RunResult,
     RunSpec,
 )
-from runtime.engine.kernel import run_many, run_one
+from runtime.engine.kernel import run_many, run_one, session_returns
 
 __all__ = [
     "ColumnSpec",
@@ -29,4 +29,5 @@ __all__ = [
     "RunSpec",
     "run_many",
     "run_one",
+    "session_returns",
 ]

@@ -756,3 +756,21 @@ def run_one(
         {name: paths[i].copy() for i, name in enumerate(PATH_FIELDS)},
         trade_cols,
     )
+
+
+def session_returns(pnl: np.ndarray, equity: np.ndarray, day: np.ndarray, capital: float) -> np.ndarray:
+    """Daily net returns of a run's recorded paths: session net PnL / the previous session's end equity
+    (`capital` before the first), 0 once that equity is <= 0 (ENGINE.md section 8, as the kernel's Sharpe).
+
+    `pnl`, `equity`: the run's per-row paths on its traded rows; `day`: their session numbers (any offset).
+    """
+    d = np.asarray(day) - int(day[0])
+    n = int(d[-1]) + 1
+    day_pnl = np.bincount(d, weights=pnl, minlength=n)
+    last = np.ones(len(d), dtype=bool)
+    last[:-1] = d[1:] != d[:-1]
+    prev = np.empty(n)
+    prev[0] = capital
+    prev[1:] = np.asarray(equity)[last][:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(prev > 0.0, day_pnl / prev, 0.0)

@@ -62,20 +62,6 @@ def _ann(inputs: EngineInputs) -> float:
     return float(inputs.spec.annualization_factor)
 
 
-def session_returns(paths: Mapping[str, np.ndarray], day: np.ndarray, capital: float) -> np.ndarray:
-    """Daily net returns: session PnL / the previous session's end equity (ENGINE.md section 8)."""
-    d = np.asarray(day) - int(day[0])
-    n = int(d[-1]) + 1
-    pnl = np.bincount(d, weights=paths["pnl"], minlength=n)
-    last = np.ones(len(d), dtype=bool)
-    last[:-1] = d[1:] != d[:-1]
-    prev = np.empty(n)
-    prev[0] = capital
-    prev[1:] = paths["equity"][last][:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(prev > 0.0, pnl / prev, 0.0)
-
-
 def run_inputs(inputs: EngineInputs, signal: np.ndarray | None = None) -> RunResult:
     """The kernel on the inputs (optionally another signal), paths kept."""
     return run_one(
@@ -799,7 +785,6 @@ __all__ = [
     "run_inputs",
     "sensitivity_1d",
     "sensitivity_2d",
-    "session_returns",
     "shift_signal",
     "skipped",
     "walk_forward",

@@ -29,6 +29,8 @@ import numpy as np
 
 from runtime.config.robustness import check_test_params
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
+from runtime.engine.contracts import METRIC_NAMES, SEGMENTS
+from runtime.engine.kernel import session_returns
 from runtime.robustness import engine_tests as et
 from runtime.robustness.contracts import EngineInputs, RobustnessOutcome, TestResult
 from runtime.storage.atomic import atomic_dir
@@ -261,8 +263,6 @@ def _many(ctx: Context, sets: list[dict[str, Any]], **kw: Any) -> Any:
 
 
 def _metric_idx(name: str, segment: str) -> tuple[int, int]:
-    from runtime.engine.contracts import METRIC_NAMES, SEGMENTS
-
     if name not in METRIC_NAMES:
         raise UserError(f"metric {name!r} is unknown; fix: one of {', '.join(METRIC_NAMES)}")
     return SEGMENTS.index(segment), METRIC_NAMES.index(name)
@@ -320,8 +320,6 @@ def _t_walk_forward(ctx: Context, p: dict[str, Any]) -> TestResult:
     """Folds on the tested run's sessions; per fold ONE run_param_sets call on the train window (a seeded
     random search over the study's searched parameters, or the fixed set), then the winner on the test
     window (returns=True); the test returns are stitched."""
-    from runtime.engine.contracts import METRIC_NAMES, SEGMENTS
-
     try:
         folds = et.fold_windows(ctx.dates, p["folds"], p["anchored"], p["train_months"], p["test_months"],
                                 p["purge_days"], p["embargo_days"])  # fmt: skip
@@ -646,9 +644,10 @@ def run_robustness(
     with ParquetValueStore(paths, reg, batch=True) as store:
         data = evaluate_run(snap, paths, reg, cb, store=store)
     inputs = inputs_from_run(data)
-    rets = et.session_returns(data.result.paths, inputs.day, float(cb.initial_capital))
+    recorded = data.result.paths
+    rets = session_returns(recorded["pnl"], recorded["equity"], inputs.day, float(cb.initial_capital))
     oos_day = None if data.oos_start is None else int(inputs.day[data.oos_start] - inputs.day[0])
-    if primary not in __import__("runtime.engine.contracts", fromlist=["METRIC_NAMES"]).METRIC_NAMES:
+    if primary not in METRIC_NAMES:
         primary = "sharpe"
     ctx = Context(
         snap, paths, reg, target, target_type, backtest_id, {**dict(cb.params), **params}, cb, data, inputs, rets,

@@ -25,6 +25,7 @@ import pytest
 from scipy import stats as sps
 
 from runtime.contracts import ConfigValidationError, UserError
+from runtime.engine.kernel import session_returns
 from runtime.storage.registry import Registry
 from tests.backtest.conftest import Project, open_project
 from tests.foundation.helpers import demo_project, edit, wb_path
@@ -196,7 +197,10 @@ def test_kernel_inputs_reproduce_the_run_and_its_returns(runs: Runs) -> None:
     eq = pd.read_parquet(Path(out.run_dir) / "equity.parquet")
     ref = _net_returns(eq, 1_000_000.0)
     np.testing.assert_allclose(
-        et.session_returns(data.result.paths, inp.day, 1_000_000.0), ref, rtol=1e-9, atol=1e-15
+        session_returns(data.result.paths["pnl"], data.result.paths["equity"], inp.day, 1_000_000.0),
+        ref,
+        rtol=1e-9,
+        atol=1e-15,
     )
 
 
