@@ -173,12 +173,6 @@ def _names(e: dsl.Expr) -> set[str]:
     return out
 
 
-def _params_used(texts: list[str]) -> set[str]:
-    from runtime.config.expressions import PARAM_RE
-
-    return {n for t in texts for n in PARAM_RE.findall(t)}
-
-
 def compile_backtest(
     snap: ConfigSnapshot,
     backtest_id: str,

@@ -29,7 +29,6 @@ session's end equity, ENGINE.md section 8) with their dates; the metrics then co
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from runtime.backtest.run import (
     trade_window,
     with_decisions,
 )
+from runtime.config.names import canonical_key
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import (
     METRIC_NAMES,
@@ -103,20 +103,16 @@ class ManyOutcome:
         return ManyResult(self.metrics).record(k)
 
 
-def _key(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def _set_key(p: Mapping[str, Any]) -> str:
     """A set's identity whatever scalar types a sampler returns (numpy 45 and Python 45 are one set)."""
-    return _key({k: plain_scalar(v) for k, v in p.items()})
+    return canonical_key({k: plain_scalar(v) for k, v in p.items()})
 
 
 def _eval_key(role: str, ce: CompiledExpr, binding: Mapping[str, Any]) -> str:
     """The graph's identity plus only the params it reads: equal keys give equal values (a feature
     override is inside the graph: its hash differs)."""
     used = sorted(params_used(ce.graph))
-    return _key([role, ce.graph.hash, {n: binding[n] for n in used if n in binding}])
+    return canonical_key([role, ce.graph.hash, {n: binding[n] for n in used if n in binding}])
 
 
 def _same_window(
@@ -244,7 +240,9 @@ def run_param_sets(
         for cb in col_cb:
             g = cb.graphs
             if has_gate:
-                gk = _key([_eval_key(r, g[r], cb.params) for r in ("entry_gate", "freeze_gate") if r in g])
+                gk = canonical_key(
+                    [_eval_key(r, g[r], cb.params) for r in ("entry_gate", "freeze_gate") if r in g]
+                )
                 if gk not in aux:
                     aux[gk] = len(entry_cols)
                     entry_cols.append(aux_value("entry_gate", g["entry_gate"], cb.params))
@@ -309,7 +307,7 @@ def run_param_sets(
         # distinct runs (signal key + gate/scaling column + column spec + capital): simulated once each
         columns = {id(cb): column_of(cb) for cb in by_key.values()}
         run_key = [
-            _key(
+            canonical_key(
                 [
                     cb.initial_capital,
                     _eval_key("signal", cb.signal, cb.params),

@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.config.expressions import PARAM_RE, cell_of
+import numpy as np
+
+from runtime.config.expressions import cell_of, param_names
 from runtime.contracts import ConfigSnapshot, UserError
 from runtime.engine.contracts import COMMISSION_MODELS, COST_TYPES, PRICE_MODELS, SCALING_REBALANCE
 
@@ -55,10 +57,6 @@ WINDOW_COLUMNS = ("start_date", "end_date", "oos_last_x_months")
 
 def plain_scalar(v: Any) -> Any:
     """Plain Python scalars (numpy scalars from a sampler become int/float/bool: JSON and hashes agree)."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        return v
     if isinstance(v, np.bool_):
         return bool(v)
     if isinstance(v, np.integer):
@@ -208,8 +206,7 @@ def strategy_params(snap: ConfigSnapshot, backtest_id: str) -> tuple[Any, Any, A
     if s is not None:
         t = next((r for r in snap.rows("SIGNAL_TEMPLATES") if r.template_id == s.signal_template_id), None)
     texts = [getattr(t, "signal_expr", None), getattr(s, "gate_expr", None), getattr(s, "scaling_expr", None)]
-    used = {n for x in texts if x for n in PARAM_RE.findall(x)}
-    return bt, s, t, used
+    return bt, s, t, param_names(*texts)
 
 
 def _feature_rows(snap: ConfigSnapshot) -> dict[str, tuple[str, Any, str]]:
@@ -282,7 +279,7 @@ def split_params(snap: ConfigSnapshot, backtest_id: str, params: Mapping[str, An
                 )
             sheet, row, col = hit
             text = getattr(row, col, None) or ""
-            names = sorted(set(PARAM_RE.findall(text)))
+            names = sorted(param_names(text))
             if name not in names:
                 have = ", ".join(f"${n}" for n in names) or "no $parameter"
                 raise UserError(

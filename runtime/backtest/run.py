@@ -33,6 +33,7 @@ from compiler.contracts import Grid
 from compiler.evaluate import EvaluationError, evaluate
 from dsl.warmup import warmup_needs
 from runtime.backtest.compile import CompiledBacktest, compile_backtest
+from runtime.config.names import canonical_key
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import SEGMENTS, Gates, Market, RunResult, RunSpec
 from runtime.engine.kernel import run_one
@@ -100,15 +101,20 @@ class RunOutcome:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _canon(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+def read_versions(cb: CompiledBacktest, sources: WorkspaceSources) -> dict[str, str]:
+    """The version of every dataset the backtest reads (its prices and each graph's sources): what its run,
+    study and robustness ids are keyed by, so new data is a new id."""
+    reads = {cb.prices_dataset}
+    for ce in cb.graphs.values():
+        reads |= set(data_sources(ce.graph))
+    return {d: sources.version(d) for d in sorted(reads)}
 
 
 def run_id_of(
     backtest_id: str, snapshot_hash: str, versions: Mapping[str, str], params: Mapping[str, Any]
 ) -> str:
     """`<backtest>-<12 hex>`: the same backtest, snapshot, data and params always get the same id."""
-    key = _canon(
+    key = canonical_key(
         {"backtest": backtest_id, "snapshot": snapshot_hash, "data": dict(versions), "params": dict(params)}
     )
     return f"{backtest_id}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -703,11 +709,8 @@ def run_backtest(
     params = dict(params or {})
     cb = compile_backtest(snap, backtest_id, params)
     sources = WorkspaceSources(snap, paths, reg, cb.as_of)
-    reads = {cb.prices_dataset}
-    for ce in cb.graphs.values():
-        reads |= set(data_sources(ce.graph))
     _check_prices(snap, cb, reg)
-    versions = {d: sources.version(d) for d in sorted(reads)}
+    versions = read_versions(cb, sources)
     rid = run_id_of(backtest_id, snap.content_hash, versions, params)
     runs_dir = Path(paths.runs_dir)
     final = runs_dir / rid
@@ -760,12 +763,12 @@ def run_backtest(
                     "kind": "backtest",
                     "target_id": backtest_id,
                     "config_hash": snap.content_hash,
-                    "data_version": _canon(versions),
+                    "data_version": canonical_key(versions),
                     "status": "ok",
                     "started_at": started,
                     "finished_at": finished,
                     "path": str(final),
-                    "details": _canon({"params": params, "notes": list(notes), "timings": timings}),
+                    "details": canonical_key({"params": params, "notes": list(notes), "timings": timings}),
                 }
             ],
         )

@@ -537,22 +537,23 @@ def _check_use(
     return get(t, "template_id") if t is not None and get(t, "signal_expr") else None
 
 
-def _names_in(*texts: Any) -> set[str]:
+def param_names(*texts: Any) -> set[str]:
+    """The `$names` the expression texts read (blank or missing texts read none)."""
     return {n for t in texts if isinstance(t, str) for n in PARAM_RE.findall(t)}
 
 
 def parameters_of(rows: Sheets, scope: str, target: Any) -> set[str] | None:
     """The $parameters a row of a scope can take (None when the scope has no such list)."""
     if scope == "template":
-        return _names_in(get(target, "signal_expr"))
+        return param_names(get(target, "signal_expr"))
     if scope == "strategy":
         t = keyed(rows, "SIGNAL_TEMPLATES").get(get(target, "signal_template_id"))
         tmpl = get(t, "signal_expr") if t is not None else None
-        return _names_in(tmpl, get(target, "gate_expr"), get(target, "scaling_expr"))
+        return param_names(tmpl, get(target, "gate_expr"), get(target, "scaling_expr"))
     if scope == "feature":
-        return _names_in(get(target, "transform"), get(target, "combine_transform"))
+        return param_names(get(target, "transform"), get(target, "combine_transform"))
     if scope == "gate":
-        return _names_in(get(target, "expression"))
+        return param_names(get(target, "expression"))
     return None  # backtest: its own columns, checked by name below
 
 
@@ -573,7 +574,7 @@ def check_param_names(rows: Sheets, rep: Any) -> None:
     """Parameter names must exist: a typo (`windw`, `$lagg`) would otherwise be ignored or left unbound."""
     opt_rows = [r for r in rows.get("OPTIMIZATION_PARAMS", []) if get(r, "param_name")]
     for tid, t in keyed(rows, "SIGNAL_TEMPLATES").items():
-        names = _names_in(get(t, "signal_expr"))
+        names = param_names(get(t, "signal_expr"))
         defaults = get(t, "default_params_json") or {}
         for k in defaults:
             if names and k not in names:

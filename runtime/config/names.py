@@ -36,6 +36,12 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_enc)
 
 
+def canonical_key(obj: Any) -> str:
+    """Key-sorted compact JSON with any other value as its str(): the text run, study and robustness ids
+    hash, and parameter sets compare by (numpy scalars are made plain before, runtime.backtest.params)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_hash(sheets: Mapping[str, Any], expressions: Mapping[str, Any]) -> str:
     """Hash of what the cells say (typed rows + checked expressions), never of times or machine paths."""
     payload = canonical_json({"format": FORMAT, "sheets": sheets, "expressions": expressions})

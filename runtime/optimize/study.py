@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import multiprocessing as mp
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,10 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.config.names import canonical_key
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import METRIC_NAMES
 from runtime.optimize.contracts import StudyOutcome, StudySpec, TrialRecord
 from runtime.optimize.space import distributions, grid_points, study_spec
+from runtime.storage.atomic import atomic_write_parquet, atomic_write_text
 from runtime.storage.registry import Registry, upsert_rows, utcnow
 
 JOURNAL = "journal.log"
@@ -50,10 +51,6 @@ CONSTRAINED = ("tpe", "nsga2", "random", "grid")
 SEGMENT_OF = {"IS": "is", "OOS": "oos", "ALL": "full"}
 
 Progress = Callable[[int, int, float | None], None]
-
-
-def _canon(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _finite(v: Any) -> bool:
@@ -138,21 +135,17 @@ def data_versions(
     snap: ConfigSnapshot, paths: ResolvedPaths, reg: Registry, spec: StudySpec
 ) -> dict[str, str]:
     """The versions of every dataset the backtest reads (prices and each graph's sources)."""
-    from compiler.cache import data_sources
     from runtime.backtest.compile import compile_backtest
+    from runtime.backtest.run import read_versions
     from runtime.evaluation.sources import WorkspaceSources
 
     cb = compile_backtest(snap, spec.backtest_id, dict(spec.fixed))
-    sources = WorkspaceSources(snap, paths, reg, cb.as_of)
-    reads = {cb.prices_dataset}
-    for ce in cb.graphs.values():
-        reads |= set(data_sources(ce.graph))
-    return {d: sources.version(d) for d in sorted(reads)}
+    return read_versions(cb, WorkspaceSources(snap, paths, reg, cb.as_of))
 
 
 def study_run_id(spec: StudySpec, snapshot_hash: str, versions: Mapping[str, str]) -> str:
     """`<study_id>-<12 hex>` of (snapshot hash, data versions, study spec, n_trials) (contract C)."""
-    key = _canon(
+    key = canonical_key(
         {"snapshot": snapshot_hash, "data": dict(versions), "study": spec.as_json(), "n": spec.n_trials}
     )
     return f"{spec.study_id}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -198,9 +191,9 @@ def _ask(study: Any, job: _Job, dists: Mapping[str, Any], grid: list[dict[str, A
         room = spec.n_trials - len(live)
         b = batch_size(spec)
         if grid is not None:
-            seen = {_canon({k: t.params.get(k, t.system_attrs.get("fixed_params", {}).get(k)) for k in dists})
+            seen = {canonical_key({k: t.params.get(k, t.system_attrs.get("fixed_params", {}).get(k)) for k in dists})
                     for t in live}  # fmt: skip
-            fresh = [p for p in grid if _canon(p) not in seen][: max(0, min(b - waiting, room))]
+            fresh = [p for p in grid if canonical_key(p) not in seen][: max(0, min(b - waiting, room))]
             for p in fresh:
                 study.enqueue_trial(p)
             k = waiting + len(fresh)
@@ -419,7 +412,7 @@ def trials_table(recs: Sequence[TrialRecord], spec: StudySpec) -> Any:
         "number": pa.array([r.number for r in recs], pa.int64()),
         "state": pa.array([r.state for r in recs], pa.string()),
         "feasible": pa.array([r.feasible for r in recs], pa.bool_()),
-        "params": pa.array([_canon(dict(r.params)) for r in recs], pa.string()),
+        "params": pa.array([canonical_key(dict(r.params)) for r in recs], pa.string()),
     }
     for p in spec.searched:
         vals = [r.params.get(p.key) for r in recs]
@@ -443,22 +436,6 @@ def trials_table(recs: Sequence[TrialRecord], spec: StudySpec) -> Any:
     return pa.table(cols)
 
 
-def _write_parquet(table: Any, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    pq.write_table(table, path, compression="zstd")
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _top_runs(snap: ConfigSnapshot, paths: ResolvedPaths, reg: Registry, spec: StudySpec,
               best: Sequence[TrialRecord]) -> list[dict[str, Any]]:  # fmt: skip
     """The top feasible trials re-run fully (IS + OOS, the artifacts `backtest run` writes); every
@@ -470,7 +447,7 @@ def _top_runs(snap: ConfigSnapshot, paths: ResolvedPaths, reg: Registry, spec: S
     for r in best:
         if len(out) >= spec.save_top_n:
             break
-        key = _canon(dict(r.params))
+        key = canonical_key(dict(r.params))
         if key in seen:
             continue
         seen.add(key)
@@ -552,7 +529,7 @@ def run_study(
     except UserError as e:
         raise UserError(
             f"study {study_id}: its fixed values (OPTIMIZATION_PARAMS rows without X: "
-            f"{_canon(dict(spec.fixed))}) do not run on backtest {spec.backtest_id}: {e}"
+            f"{canonical_key(dict(spec.fixed))}) do not run on backtest {spec.backtest_id}: {e}"
         ) from None
     srid = study_run_id(spec, snap.content_hash, versions)
     run_dir = Path(paths.runs_dir) / srid
@@ -632,7 +609,7 @@ def run_study(
             f"(see trials.parquet, column reason); loosen the constraints of {spec.constraint_set_id} or widen "
             "the search"
         )
-    _write_atomic(run_dir / "trials.parquet", lambda p: _write_parquet(trials_table(recs, spec), p))
+    atomic_write_parquet(trials_table(recs, spec), run_dir / "trials.parquet")
     top = _top_runs(snap, paths, reg, spec, best)
     head = best[0] if best else None
     rate = (n_complete + n_pruned) / search_s if search_s > 0 else 0.0
@@ -671,15 +648,15 @@ def run_study(
         "notes": notes,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    _write_atomic(run_dir / "study.json", lambda p: p.write_text(json.dumps(_clean(doc), indent=2, sort_keys=True) + "\n", encoding="utf-8"))  # fmt: skip
+    atomic_write_text(run_dir / "study.json", json.dumps(_clean(doc), indent=2, sort_keys=True) + "\n")
     top_of = {x["trial"]: x["run_id"] for x in top}
     now = utcnow()
     rows = [
         {
             "study_id": spec.study_id, "study_run_id": srid, "trial_number": r.number, "run_id": top_of.get(r.number),
-            "params": _canon(dict(r.params)), "objective": r.objective if _finite(r.objective) else None,
+            "params": canonical_key(dict(r.params)), "objective": r.objective if _finite(r.objective) else None,
             "secondary": r.secondary if _finite(r.secondary) else None, "feasible": r.feasible, "state": r.state,
-            "is_metrics": _canon(_clean(dict(r.is_metrics))), "constraint_values": _canon(_clean(list(r.constraints))),
+            "is_metrics": canonical_key(_clean(dict(r.is_metrics))), "constraint_values": canonical_key(_clean(list(r.constraints))),
             "created_at": now,
         }
         for r in recs
@@ -694,9 +671,9 @@ def run_study(
             [
                 {
                     "run_id": srid, "kind": "study", "target_id": spec.study_id, "config_hash": snap.content_hash,
-                    "data_version": _canon(versions), "status": "done", "started_at": started,
+                    "data_version": canonical_key(versions), "status": "done", "started_at": started,
                     "finished_at": utcnow(), "path": str(run_dir),
-                    "details": _canon({"n_trials": n, "n_complete": n_complete, "best_trial": doc["best_trial"],
+                    "details": canonical_key({"n_trials": n, "n_complete": n_complete, "best_trial": doc["best_trial"],
                                        "notes": notes}),
                 }
             ],

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.config.names import canonical_key
 from runtime.config.robustness import check_test_params
 from runtime.contracts import ConfigSnapshot, ResolvedPaths, UserError
 from runtime.engine.contracts import METRIC_NAMES, SEGMENTS
@@ -199,10 +200,9 @@ def robustness_run_id(
     study_run: str | None,
 ) -> str:
     """`rb-<target>-<12 hex>` of the snapshot, data versions, target, profile and its rows (and study run)."""
-    key = json.dumps(
-        {"target": target, "snapshot": snapshot_hash, "data": dict(versions), "profile": profile, "study_run": study_run,
-         "rows": [[r.test_id, p] for r, p in rows]},
-        sort_keys=True, separators=(",", ":"), default=str,
+    key = canonical_key(
+        {"target": target, "snapshot": snapshot_hash, "data": dict(versions), "profile": profile,
+         "study_run": study_run, "rows": [[r.test_id, p] for r, p in rows]}
     )  # fmt: skip
     return f"rb-{target}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
@@ -241,14 +241,10 @@ def inputs_from_run(data: Any) -> EngineInputs:
 
 
 def _versions(snap: ConfigSnapshot, paths: ResolvedPaths, reg: Registry, cb: Any) -> dict[str, str]:
-    from compiler.cache import data_sources
+    from runtime.backtest.run import read_versions
     from runtime.evaluation.sources import WorkspaceSources
 
-    sources = WorkspaceSources(snap, paths, reg, cb.as_of)
-    reads = {cb.prices_dataset}
-    for ce in cb.graphs.values():
-        reads |= set(data_sources(ce.graph))
-    return {d: sources.version(d) for d in sorted(reads)}
+    return read_versions(cb, WorkspaceSources(snap, paths, reg, cb.as_of))
 
 
 # --------------------------------------------------------------------------------------------------
