@@ -6,8 +6,10 @@ never a traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -480,15 +482,16 @@ def compile_cmd(
     a = _app(ctx, config, profile, "compile")
     # Checking text needs no data: without a DATA_ROOT (unmounted drive) the workbook's columns are used.
     data_root = a.paths.data_root if snapshot_paths(a.snapshot, a.profile).data_root.is_dir() else None
-    g = compile_expression(
-        expression,
-        a.snapshot,
-        frequency=frequency,
-        execution=execution,
-        params=parse_assignments(param, "param"),
-        slots={k: str(v) for k, v in parse_assignments(slot, "slot").items()},
-        data_root=data_root,
-    )
+    with _unbound_param_fix("--param {name}=<value>"):
+        g = compile_expression(
+            expression,
+            a.snapshot,
+            frequency=frequency,
+            execution=execution,
+            params=parse_assignments(param, "param"),
+            slots={k: str(v) for k, v in parse_assignments(slot, "slot").items()},
+            data_root=data_root,
+        )
     if fmt == "json":
         sys.stdout.write(json.dumps(g.to_dict(), indent=1, sort_keys=True) + "\n")
     elif fmt == "dot":
@@ -545,6 +548,20 @@ ParamsOpt = Annotated[str | None, typer.Option("--params", help="$params as JSON
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="compute everything; read and write no cache")]
 
 
+@contextlib.contextmanager
+def _unbound_param_fix(flag: str) -> Iterator[None]:
+    """An unbound `$name` typed on the command line is fixed with this command's own option (the DSL's
+    generic fix names the workbook's params_json and the Python API)."""
+    try:
+        yield
+    except DslError as e:
+        where = e.origin.render() if e.origin is not None else None
+        if e.code == "param.unbound" and where in (None, "command line") and e.text and e.span is not None:
+            name = e.text[e.span.start : e.span.end].lstrip("$")
+            e.fix = f"pass it: {flag.format(name=name)}"
+        raise
+
+
 @app.command("eval")
 def eval_cmd(
     ctx: typer.Context,
@@ -574,7 +591,8 @@ def eval_cmd(
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
         raise UserError(f"--out {out} must end in .parquet or .csv")
     a = _app(ctx, config, profile, "eval")
-    res = eval_expression(expression, a.snapshot, a.paths, a.registry, opts)
+    with _unbound_param_fix("--params '{{\"{name}\": <value>}}'"):
+        res = eval_expression(expression, a.snapshot, a.paths, a.registry, opts)
     console.print(res.graph.canonical, markup=False, highlight=False)
     console.print(values_table(res))
     if nodes:

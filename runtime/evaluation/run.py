@@ -209,6 +209,12 @@ def grids_for(
     start = opts.start
     end = opts.end or (rng[1] if rng else None)
     assert end is not None
+    if opts.end is None and start is not None and start > end:
+        # the end defaulted to the data's last date: "swap them" would not be the fix
+        raise UserError(
+            f"--start {start} is after the last date of the data read ({', '.join(reads)}: {end}"
+            f"{f' as of {opts.as_of}' if opts.as_of else ''}); fix: --start on or before {end}"
+        )
     if start is None:
         assert rng is not None
         days = trading_days(cal, rng[0], end)
