@@ -16,6 +16,9 @@ from tests.foundation.test_workbook import col_of, wb_path
 DEMO = "zscore(lag(cta_flow,1),60) > 0 AND NOT vix_high"
 
 
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
 def _row_of(ws, header: str, value: str) -> int:
     letter = col_of(ws, header)
     for c in ws[letter][1:]:
@@ -246,6 +249,7 @@ def test_graph_notebook_runs(exported: Path) -> None:
         outputs = execute("02_inspect_graph.ipynb", timeout=180, cwd=exported).outputs
     finally:
         del os.environ["BACKTEST_CONFIG"]
+    _screenshot(outputs, exported / "notebook_02.html")
     html = [o["data"]["text/html"] for o in outputs if "data" in o and "text/html" in o["data"]]
     assert any("cta_flow" in h for h in html)
     text = "".join(o.get("text", "") for o in outputs)
@@ -280,3 +284,30 @@ def _plotly_values(v: object) -> list:
     if isinstance(v, dict) and "bdata" in v:
         return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
     return list(v)  # type: ignore[call-overload]
+
+
+def _screenshot(outputs: list, page: Path) -> None:
+    """The notebook's outputs as one offline page (HTML outputs, printed text, the plotly figure with an
+    inlined plotly.js) drawn in headless Chromium: a screenshot kept for a person to look at."""
+    import html as html_lib
+
+    import plotly.io as pio
+
+    from tests.browser import OfflinePage, launch
+
+    parts = []
+    for o in outputs:
+        data = o.get("data", {})
+        if "application/vnd.plotly.v1+json" in data:
+            fig = pio.from_json(json.dumps(data["application/vnd.plotly.v1+json"]))
+            parts.append(pio.to_html(fig, include_plotlyjs=True, full_html=False, div_id="nb02_plot"))
+        elif "text/html" in data:
+            parts.append(data["text/html"])
+        elif o.get("text") or "text/plain" in data:
+            parts.append(f"<pre>{html_lib.escape(o.get('text') or data['text/plain'])}</pre>")
+    page.write_text("<html><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>")
+    with launch() as browser:
+        view = OfflinePage(browser)
+        view.open(page, figures=["nb02_plot"])
+        assert not view.errors, view.errors
+        view.shot(ARTIFACTS / "notebook_02_inspect_graph.png")
