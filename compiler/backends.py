@@ -2,9 +2,9 @@
 
 Numba: `compiler.numba_backend.KERNELS` (filled by `@register(op)` next to each kernel). Ibis:
 `compiler.ibis_backend`'s registry once that package exists (its `register`-style table, looked up by
-the names in IBIS_REGISTRY_NAMES); until then the Ibis column is the plan for it: every non-source
-operator that is not stateful (bars_since and hold carry state from row to row, which SQL window functions cannot),
-marked "planned" in the docs. Sources and alignment are the evaluator's (EVALUATOR_SHAPES) unless a
+the names in IBIS_REGISTRY_NAMES); until then the Ibis column is the plan for it (from before the
+stateful operators had SQL closed forms): every non-source operator that is not stateful, marked
+"planned" in the docs. Sources and alignment are the evaluator's (EVALUATOR_SHAPES) unless a
 backend registers them. A completeness test (tests/compiler/test_plan_cache.py) keeps every
 operator implemented by at least one backend and the registries disjoint from their declared exceptions.
 """

@@ -29,7 +29,7 @@ def plan_graph(
 ) -> Plan:
     """A backend per node. `mode` "auto" decides per node (prefer = backend for window/recursive work
     when both implement it); "ibis" / "numba" run every node on that backend where it is implemented
-    (ema, bars_since and hold have no SQL form: they stay on Numba, with their transfers shown).
+    (an operator only one backend implements stays there, with its transfers shown).
 
     Source columns are in memory as Arrow/NumPy when evaluation starts (the runtime's DuckDB read them),
     so both backends take them without a transfer. Alignment (`asof`, `to_daily`) runs where its input

@@ -34,9 +34,6 @@ EXCEPTIONS: Mapping[str, str] = MappingProxyType(
         "column": "source leaf: the stager reads it as a column of the grid table (NaN normalised to NULL)",
         "const": "scalar leaf: the stager makes it a typed literal (NaN / None = NULL)",
         "param": "scalar leaf: bound per run, then a literal like const",
-        "ema": "recursive (each value depends on the previous output): Numba backend only",
-        "bars_since": "stateful recursion over all history: Numba backend only",
-        "hold": "stateful recursion over all history: Numba backend only",
         "asof": "grid alignment daily -> 1m, a join of the two grid tables: alignment.ALIGNMENTS",
         "to_daily": "grid alignment 1m -> daily, a join of the two grid tables: alignment.ALIGNMENTS",
     }

@@ -48,16 +48,23 @@ def test_plan_rules() -> None:
     pb = plan_graph(b)
     assert pb.backend_of(next(n.hash for n in b.nodes if n.op == "asof")) is NUMBA  # follows its input
     assert pb.transfers == 0
-    # forced modes: everything on one backend, except what it cannot do (ema is recursive: Numba only)
+    # forced modes: everything on one backend (the recursive ema too: it has an SQL closed form)
     e = dsl.check("ema(CTA.flow, 10) > mean(CTA.flow, 5)", CAT)
     pe = plan_graph(e, mode="ibis")
-    by_e = {s.op: s for s in pe.steps}
-    assert by_e["ema"].backend is NUMBA and by_e["mean"].backend is IBIS and by_e["gt"].backend is IBIS
-    ema = next(n.hash for n in e.nodes if n.op == "ema")
-    assert by_e["gt"].transfers == (Transfer(ema, NUMBA, IBIS),)
+    assert all(s.backend is IBIS for s in pe.steps) and pe.transfers == 0
     assert all(s.backend is NUMBA for s in plan_graph(e, mode="numba").steps if s.op != "column")
+    # auto: recursive work goes to the preferred backend, Numba by default (the faster one)
+    ema = next(n.hash for n in e.nodes if n.op == "ema")
+    assert plan_graph(e).backend_of(ema) is NUMBA
     s = dsl.check("bars_since(CTA.flow > 0)", CAT)
-    assert plan_graph(s, prefer="ibis").backend_of(s.hash) is NUMBA  # only numba implements it
+    assert plan_graph(s).backend_of(s.hash) is NUMBA
+    assert plan_graph(s, prefer="ibis").backend_of(s.hash) is IBIS  # both implement it
+    # an operator only one backend implements stays there under a forced mode, its transfer shown
+    impl = dict(implementations())
+    impl[IBIS] = impl[IBIS] - {"ema"}
+    by_e = {s.op: s for s in plan_graph(e, implementations=impl, mode="ibis").steps}
+    assert by_e["ema"].backend is NUMBA and by_e["mean"].backend is IBIS and by_e["gt"].backend is IBIS
+    assert by_e["gt"].transfers == (Transfer(ema, NUMBA, IBIS),)
 
 
 def test_plan_reads_registries_not_names() -> None:
@@ -103,7 +110,7 @@ def test_every_operator_has_a_backend_and_registries_are_real() -> None:
         assert impl[IBIS] == frozenset(reg)
     for reg, exc in regs:
         assert set(reg) | set(exc) == declared and not set(reg) & set(exc)
-    assert backends_of("hold") == (NUMBA,)
+    assert set(backends_of("hold")) == {IBIS, NUMBA}  # the recursive operators have SQL closed forms
     assert set(backends_of("mean")) == {IBIS, NUMBA}
 
 

@@ -200,18 +200,22 @@ DAILY = [
     "slope(D.x, 12) * realized_vol(pct_change(D.x, 1), 20)",
     "ffill(D.z, 3) + fill(D.z, 0)",
     "ema(D.x, 10) > mean(D.x, 10)",
+    "ema(D.y, 3) - D.y",  # L = 100 present values per block: the block join runs on Spark too
+    "hold(D.x > mean(D.x, 10), D.y, D.x < mean(D.x, 10))",
+    "hold(D.z > 1, D.x > 100, D.z < -1)",  # a true/false value; D.z has missing runs
+    "bars_since(D.x > lag(D.x, 1))",
 ]
 MINUTE = [
     "M.close > asof(mean(D.x, 5))",
     "zscore(M.close, 15) + asof(D.z)",
     "rank(M.volume, 20) > 0.8 AND cross_above(M.close, mean(M.close, 15))",
+    "ema(M.close, 5) - M.close + bars_since(M.volume > 40)",
 ]
 FROM_MINUTE = [
     "to_daily(M.volume, 'sum')",
     "to_daily(M.close, 'last') - lag(to_daily(M.close, 'mean'), 1)",
     "to_daily(M.close > 2700, 'max')",
 ]
-NUMBA_ONLY = {"ema", "bars_since", "hold"}
 
 
 @pytest.fixture(scope="module")
@@ -243,12 +247,10 @@ def test_spark_equals_duckdb(text: str, spark: Any, spark_con: Any, world: Any) 
     ok = ~np.isnan(want)
     assert ok.sum() >= 15 and (~ok).any(), f"{text}: a degenerate case (all or almost no values present)"
     np.testing.assert_allclose(got[ok], want[ok], rtol=RTOL, atol=ATOL, err_msg=text)
-    # every node with an SQL form ran on Ibis (Spark); the recursive operators are Numba's by design
+    # every node ran on Ibis (Spark), the recursive ema / bars_since / hold too (SQL closed forms)
     ops_used = {r.op: r.backend for r in sp.nodes if r.backend is not None}
     for op, b in ops_used.items():
-        assert b is (Backend.NUMBA if op in NUMBA_ONLY else Backend.IBIS), (op, b, text)
-    if "ema" in text:  # no SQL form (a recursion): the ibis path hands it to Numba and joins it back
-        assert ops_used["ema"] is Backend.NUMBA and ops_used["mean"] is Backend.IBIS
+        assert b is Backend.IBIS, (op, b, text)
 
 
 # -- partitioning: what Spark does with our windows (design/DECISIONS.md, PySpark section) ---------------------
