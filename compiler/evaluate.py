@@ -614,7 +614,7 @@ def ibis_sql(graph: Graph, *, params: Mapping[str, Any] | None = None) -> str:
     over tables `daily` / `minute` (columns `_row`, `date` / `trade_date`, one per source column)."""
     import ibis
 
-    from compiler.ibis_backend import ALIGNMENTS, TRANSLATIONS, Ctx, Step, apply, normalize_source, to_sql
+    from compiler.ibis_backend import ALIGNMENTS, Ctx, Step, apply, normalize_source, to_sql
 
     binding = {**dict(graph.params), **dict(params or {})}
     nodes = {n.hash: n for n in graph.nodes}
@@ -665,11 +665,6 @@ def ibis_sql(graph: Graph, *, params: Mapping[str, Any] | None = None) -> str:
                     ),
                     order="_row",
                 )
-        elif n.op not in TRANSLATIONS:
-            notes.append(
-                f"-- {n.label}: {n.op} has no SQL form (recursive): computed by Numba, joined by _row"
-            )
-            ctx.define(_col(n.hash), ibis.literal(None, type="float64"), windowed=False)
         else:
             apply(ctx, Step(_col(n.hash), n.op, inputs, _options(n, binding)))
     root = nodes[graph.root]
