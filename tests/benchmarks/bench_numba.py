@@ -10,10 +10,16 @@ kernels must have been compiled for float64 C-contiguous arrays only (checked af
 int or strided specialisation would time other machine code than the pipeline runs. JIT: a fresh Python
 process that imports the backend and calls every kernel once, with an empty on-disk cache (compiles
 everything) vs with the cache the first process wrote (loads machine code).
+
+The same graphs (mean / std / zscore / rank / ema / corr over 60 rows) are also timed against the DuckDB SQL
+our Ibis backend emits for them (`compiler.evaluate.ibis_sql`, run straight on DuckDB over the same 3M
+rows, best of 2): the other backend a graph can run on, so the planner's "windows on Numba" default rests
+on a figure of this run. The values of both sides are compared (1e-9) and the note says so.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -23,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,6 +163,7 @@ def run() -> list[BenchRow]:
             )
         )
     _check_specialisations([c[0] for c in cases])
+    rows += sql_rows(x, y)
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
         cold = _fresh_process(cache)
         warm = _fresh_process(cache)
@@ -172,6 +180,84 @@ def run() -> list[BenchRow]:
             f"import of the backend: {warm['import']:.2f} s cached, {cold['import']:.2f} s cold",
         )
     )
+    return rows
+
+
+SQL_RANK_ROWS = 300_000
+SQL_CASES = {
+    "mean": "mean(D.x, 60)",
+    "std": "std(D.x, 60)",
+    "zscore": "zscore(D.x, 60)",
+    "rank": "rank(D.x, 60)",
+    "ema": "ema(D.x, 60)",
+    "corr": "corr(D.x, D.y, 60)",
+}
+
+
+def _run_sql(con: Any, sql: str) -> np.ndarray:
+    """The root's values in grid order (the query's last column)."""
+    t = con.sql(sql).to_arrow_table().sort_by("_row")
+    return np.asarray(t.column(t.column_names[-1]).to_numpy(zero_copy_only=False), dtype=float)
+
+
+def sql_rows(x: np.ndarray, y: np.ndarray) -> list[BenchRow]:
+    """Each SQL_CASES graph: Numba kernel (through `call`) vs our Ibis SQL of the graph on DuckDB."""
+    import duckdb
+    import pyarrow as pa
+
+    import dsl
+    from compiler.evaluate import _col, ibis_sql
+    from compiler.numba_backend import call
+    from tests.benchmarks.run import best_of
+
+    cols = {
+        f"D.{c}": dsl.ColumnDef(
+            f"D.{c}", "D", c, dsl.Kind.FLOAT, dsl.Frequency.DAILY, 0, dsl.Origin("DATASETS", "J2")
+        )
+        for c in ("x", "y")
+    }
+    cat = dsl.Catalog(columns=cols, features={})
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    rows: list[BenchRow] = []
+    note = _load_note()
+    full_x, full_y = x, y
+    for name, text in SQL_CASES.items():
+        # rank's SQL collects each 60-row window as a list (~35 µs a row here): 300k rows, both sides
+        x, y = (full_x[:SQL_RANK_ROWS], full_y[:SQL_RANK_ROWS]) if name == "rank" else (full_x, full_y)
+        days = (np.datetime64("1970-01-01", "D") + np.arange(len(x))).astype("datetime64[D]")
+        g = dsl.check(text, cat)
+        table = {"_row": np.arange(len(x), dtype=np.int64), "date": pa.array(days)}
+        for n in g.nodes:
+            if n.op == "column":
+                table[_col(n.hash)] = x if dict(n.args)["column"] == "x" else y
+        con.register("daily", pa.table(table))
+        sql = ibis_sql(g)
+        operands = (x, y) if name == "corr" else (x,)
+        opts = {"span": WINDOW} if name == "ema" else {"n": WINDOW}
+
+        ours = functools.partial(call, name, *operands, **opts)
+        theirs = functools.partial(_run_sql, con, sql)
+        want = ours()
+        t_ours = best_of(ours, repeat=10)
+        t_sql = best_of(theirs, repeat=2)
+        v = theirs()
+        agree = bool(np.array_equal(np.isnan(v), np.isnan(want))) and bool(
+            np.allclose(v[~np.isnan(v)], want[~np.isnan(want)], rtol=1e-9, atol=1e-12)
+        )
+        rows.append(
+            BenchRow(
+                "numba",
+                f"{text.replace('D.', '')} on {len(x):,} rows, Numba kernel vs the DuckDB SQL of the same graph",
+                t_ours * 1000.0,
+                "ms",
+                "DuckDB: our Ibis SQL of the graph (ibis_sql)",
+                t_sql * 1000.0,
+                "",
+                f"{note}; values agree (1e-9): {agree}",
+            )
+        )
+        con.unregister("daily")
     return rows
 
 
