@@ -524,7 +524,10 @@ def evaluate(
         vf = valid_from(n)
         feature_id = str(dict(n.args).get("name")) if n.op == "feature" else None
         assert store is not None
-        store.save(key, StoredValues(g.index[vf:], v[vf:]), label=n.label, feature_id=feature_id)
+        # the root's own label ("if", "and") says nothing in `cache ls`: its expression does
+        text = graph.canonical if h == graph.root and feature_id is None else n.label
+        label = text if len(text) <= 80 else text[:79] + "…"
+        store.save(key, StoredValues(g.index[vf:], v[vf:]), label=label, feature_id=feature_id)
         stored_now.add(h)
     kept = {k: out_rows(k) for k in wanted[1:] if nodes[k].frequency in (grid.frequency, Frequency.SCALAR)}
     node_runs = tuple(

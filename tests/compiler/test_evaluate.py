@@ -273,6 +273,8 @@ def test_cache_hit_skips_the_subgraph_and_versions_invalidate() -> None:
     first = evaluate(g, src, daily, store=store)
     assert {r.op for r in first.nodes if r.stored} == {"feature", "and"}
     assert first.cache_hits == 0
+    # features are labelled by name, the root by its expression (not "and": `cache ls` shows labels)
+    assert sorted(store.saves) == sorted(["feature fx", "feature fz", "mean(fx, 5) > 100 AND fz > 0"])
     src2 = ArraySources(data)
     again = evaluate(g, src2, daily, store=store)
     assert again.cache_hits == 1 and src2.reads == []  # the root was served: nothing read
