@@ -122,7 +122,10 @@ BAD = [
     (["eval", "mean(SPX.close, 20)", "--out", "x.txt"], r"\.parquet or \.csv"),
     (["eval", "es_close", "--frequency", "daily"], r"1m"),
     (["eval", "mean(SPX.close, $w)"], r"unknown parameter \$w.*fix: pass it: --params '\{\"w\": <value>\}'"),
-    (["eval", "mean(SPX.close, 20)", "--start", "2030-01-01"], r"after the last date .*--start on or before \d{4}-"),
+    (
+        ["eval", "mean(SPX.close, 20)", "--start", "2030-01-01"],
+        r"after the last date .*--start on or before \d{4}-",
+    ),
 ]
 
 
