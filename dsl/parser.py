@@ -9,7 +9,7 @@ which avoids an intermediate parse tree and any recursion on deep input.
 from __future__ import annotations
 
 import dataclasses
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +243,16 @@ def _lexer() -> Lark:
 # ----------------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _parse_normalized(norm: str) -> tuple[Expr, int]:
+    """Lark parse + AST of a normalised text, memoised: the AST is immutable (frozen dataclasses) and
+    depends on the text only, and a study or a many-set call checks the same few texts thousands of
+    times. Failures are not cached (lru_cache stores results only), so errors are rebuilt every time.
+    Returns the AST and its depth (the depth walk costs as much as a cached parse)."""
+    tree = get_parser().parse(norm)
+    return tree, _depth(tree)
+
+
 def parse(text: str, origin: Origin | None = None) -> Expr:
     """Parse one cell into an AST; every problem is a DslError pointing into `text`."""
     if not isinstance(text, str):
@@ -268,7 +278,7 @@ def parse(text: str, origin: Origin | None = None) -> Expr:
             code="syntax.empty",
         )
     try:
-        tree = get_parser().parse(norm)
+        tree, depth = _parse_normalized(norm)
     except _Problem as p:
         raise DslError(p.message, fix=p.fix, text=text, span=p.span, origin=origin, code=p.code) from None
     except VisitError as e:  # pragma: no cover - lark wraps callback errors in some modes
@@ -279,7 +289,6 @@ def parse(text: str, origin: Origin | None = None) -> Expr:
     except UnexpectedInput as e:
         message, fix, span, code = explain(norm, e)
         raise DslError(message, fix=fix, text=text, span=span, origin=origin, code=code) from None
-    depth = _depth(tree)
     if depth > MAX_DEPTH:
         raise DslError(
             f"the expression is nested too deeply ({depth} levels; the limit is {MAX_DEPTH})",
