@@ -146,6 +146,15 @@ class Ctx:
         self.windowed.clear()
         return {k: self.table[temp[k]] for k in exprs}
 
+    def join(self, right: ir.Table, predicates: Sequence[Any], columns: Sequence[str]) -> None:
+        """One LEFT JOIN stage: `columns` of `right` (a small per-block table) added to every row, every
+        recorded step value rebound to the joined table. Call right after `mat()`, so that every step
+        value is already a column of the current table."""
+        t = self.table
+        self.table = t.left_join(right, list(predicates)).select(*t.columns, *columns)
+        self.stages += 1
+        self.values = {k: self.table[k] for k in self.values}
+
 
 def _is_column_of(v: ir.Value, table: ir.Table, name: str) -> bool:
     """True when `v` is exactly the column `name` of `table` (nothing to materialise)."""

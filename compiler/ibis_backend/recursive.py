@@ -120,9 +120,7 @@ def ema(ctx: Ctx, x: ir.NumericValue, *, span: int) -> ir.Value:
         **{f"{tag}_a": kv[w_name].sum()}
     )
     preds = [t[g] == at[g] for g in groups] + [t[blk_name] == at[f"{tag}_b"]]
-    ctx.table = t.left_join(at, preds).select(*t.columns, f"{tag}_a")
-    ctx.stages += 1
-    ctx.values = {k: ctx.table[k] for k in ctx.values}
+    ctx.join(at, preds, [f"{tag}_a"])
     t = ctx.table
     prev = t[f"{tag}_a"].fill_null(0.0)
     in_block = t[w_name].sum().over(ctx.window(preceding=None, by=t[blk_name]))

@@ -169,11 +169,7 @@ def _block_sums(
     by_block = ibis.window(order_by=kt[f"{tag}_b"], group_by=[kt[g] for g in groups] or None)
     kt = kt.mutate(**{f"{tag}_n_{k}": kt[f"{tag}_c_{k}"].lead(1).over(by_block) for k in series})
     preds = [t[g] == kt[g] for g in groups] + [t[pos_name] // n == kt[f"{tag}_b"]]
-    ctx.table = t.left_join(kt, preds).select(
-        *t.columns, *(f"{tag}_{p}_{k}" for k in series for p in ("c", "n"))
-    )
-    ctx.stages += 1
-    ctx.values = {k: ctx.table[k] for k in ctx.values}
+    ctx.join(kt, preds, [f"{tag}_{p}_{k}" for k in series for p in ("c", "n")])
     t = ctx.table
     pos = t[pos_name]
     b, r = pos // n, pos % n
