@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dsl import DslError
+from dsl.contracts import COMMAND_LINE
 from runtime.app import LOG, App, attach_fallback_log, default_workbook, find_project_root, setup_logging
 from runtime.cli_base import (
     BacktestTyper,
@@ -555,8 +556,7 @@ def _unbound_param_fix(flag: str) -> Iterator[None]:
     try:
         yield
     except DslError as e:
-        where = e.origin.render() if e.origin is not None else None
-        if e.code == "param.unbound" and where in (None, "command line") and e.text and e.span is not None:
+        if e.code == "param.unbound" and e.origin in (None, COMMAND_LINE) and e.text and e.span is not None:
             name = e.text[e.span.start : e.span.end].lstrip("$")
             e.fix = f"pass it: {flag.format(name=name)}"
         raise
